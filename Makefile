@@ -1,0 +1,54 @@
+# Flotilla: every target sets up what it needs (virtualenv, packages, tools) and is safe to re-run.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TOOLS  := .tools/bin
+SERVICES := $(notdir $(patsubst %/__init__.py,%,$(wildcard services/*/__init__.py)))
+export PATH := $(CURDIR)/$(TOOLS):$(PATH)
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test lint fmt bench clean tools images base-image
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench]'
+	@touch $@
+
+venv: $(STAMP) ## create or update .venv (quick when nothing changed)
+
+run: $(STAMP) ## start the application on this machine (Ctrl-C stops it)
+	$(BIN)/flotilla serve sample
+
+test: $(STAMP) tools ## run the whole test suite
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+lint: $(STAMP) ## ruff, and mypy on the chassis
+	$(BIN)/ruff check flotilla services tests bench
+	$(BIN)/ruff format --check flotilla services tests bench
+	$(BIN)/mypy
+
+fmt: $(STAMP) ## format and fix what ruff can
+	$(BIN)/ruff format flotilla services tests bench
+	$(BIN)/ruff check --fix flotilla services tests bench
+
+bench: $(STAMP) ## run the benchmarks, write docs/benchmarks.md
+	$(BIN)/python -m bench
+
+tools: ## put helm and kubectl under .tools/bin when they are missing
+	@scripts/tools.sh $(TOOLS)
+
+base-image: ## build a Debian base image locally (for machines that cannot pull python:3.12-slim)
+	@scripts/base-image.sh
+
+images: ## build every service image as flotilla/<service>:<git sha>
+	@scripts/build-images.sh $(SERVICES)
+
+clean: ## remove the virtualenv, tools, caches and local state
+	rm -rf $(VENV) .tools .flotilla .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

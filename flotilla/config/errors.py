@@ -1,0 +1,39 @@
+"""The one error a bad configuration raises, worded for the person reading a crash log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; ``str(err)`` is one line naming the key and the problem."""
+
+    exit_code = 2
+
+
+def describe(
+    err: ValidationError, key_for: Callable[[str], str], secret_fields: frozenset[str] = frozenset()
+) -> ConfigError:
+    """Turn pydantic's multi-line report into one line: ``KEY: problem; KEY2: problem``.
+
+    ``key_for`` maps a field name to what the operator actually set (an environment variable or an
+    SSM parameter name), so the message points at the thing to fix rather than at Python. The value
+    given is quoted to help, except for secret fields, whose value must never reach a log.
+    """
+    problems = []
+    for item in err.errors(include_url=False):
+        field = str(item["loc"][0]) if item["loc"] else "?"
+        message = item["msg"][0].lower() + item["msg"][1:] if item["msg"] else "invalid"
+        if item["type"] == "missing":
+            message = "is required but not set"
+        elif field not in secret_fields and not isinstance(item.get("input"), dict | list | None):
+            message = f"{message} (got {_clip(item['input'])!r})"
+        problems.append(f"{key_for(field)}: {message}")
+    return ConfigError("invalid configuration: " + "; ".join(problems))
+
+
+def _clip(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,145 @@
+"""Platform settings (``FLOTILLA_*``) and the base class for each service's own settings."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import AliasChoices, Field, SecretBytes, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flotilla.config.errors import ConfigError, describe
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=BaseSettings)
+
+SECRET_NAME_HINTS = ("password", "secret", "token", "api_key", "private_key", "credentials")
+
+
+class PlatformSettings(BaseSettings):
+    """What every service shares: environment, AWS access, telemetry and serving knobs."""
+
+    model_config = SettingsConfigDict(env_prefix="FLOTILLA_", extra="ignore", frozen=True)
+
+    env: str = Field("local", description="Deployment environment (local, dev, staging, prod).")
+    service_version: str = Field("0.0.0-dev", description="Build version, set by the image.")
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    access_log: bool = True
+    aws_region: str = Field(
+        "us-east-1",
+        validation_alias=AliasChoices("FLOTILLA_AWS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+    )
+    aws_endpoint_url: str | None = Field(None, description="Endpoint override (the local emulator).")
+    ssm_enabled: bool = Field(False, description="Overlay service settings from SSM Parameter Store.")
+    ssm_ttl_seconds: float = Field(300.0, ge=0)
+    trace_sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
+    trace_file: Path = Field(Path(".flotilla/traces.jsonl"), description="Span sink without OTLP.")
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
+    drain_seconds: float = Field(3.0, ge=0, description="How long /readyz says 503 before stopping.")
+
+
+class ServiceSettings(BaseSettings):
+    """Base for a service's settings; subclasses pass ``env_prefix="ORDERS_"`` as a class keyword.
+
+    ``SecretStr`` fields are masked by ``flotilla config`` and redacted from logs.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+
+def load_platform() -> PlatformSettings:
+    """Platform settings from the environment, or ``ConfigError`` naming the bad variable."""
+    return _build(PlatformSettings, {}, {})
+
+
+def load_settings(
+    cls: type[S],
+    service: str,
+    platform: PlatformSettings | None = None,
+    parameter_store: Any = None,
+) -> S:
+    """Build ``cls`` from the environment, overlaid by ``/flotilla/<env>/<service>/*`` in SSM.
+
+    SSM wins over the environment when enabled: operators change a value there without a redeploy,
+    and the chart's environment only carries defaults. Unknown SSM names are logged, not fatal.
+    """
+    platform = platform or load_platform()
+    overlay: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    if platform.ssm_enabled:
+        prefix = f"/flotilla/{platform.env}/{service}/"
+        store = parameter_store or default_parameter_store(platform)
+        for name, value in store.get_by_path(prefix).items():
+            field = name.replace("-", "_").lower()
+            if field in cls.model_fields:
+                overlay[field] = value
+                origin[field] = prefix + name
+            else:
+                log.warning("ignoring SSM parameter %s%s: %s has no such setting", prefix, name, service)
+    return _build(cls, overlay, origin)
+
+
+def default_parameter_store(platform: PlatformSettings) -> Any:
+    from flotilla.aws import client
+    from flotilla.config.ssm import ParameterStore
+
+    return ParameterStore(client("ssm", platform), ttl=platform.ssm_ttl_seconds)
+
+
+def _build(cls: type[S], overlay: dict[str, str], origin: dict[str, str]) -> S:
+    prefix = cls.model_config.get("env_prefix", "") or ""
+
+    def key_for(field: str) -> str:
+        return origin.get(field) or f"{prefix}{field}".upper()
+
+    try:
+        return cls(**overlay)
+    except ValidationError as err:
+        raise describe(err, key_for, frozenset(secret_fields(cls))) from None
+
+
+def secret_fields(cls: type[BaseSettings]) -> list[str]:
+    """Fields typed as secrets, or named like one (a plain ``str`` called ``api_key`` is a secret)."""
+    names = []
+    for name, info in cls.model_fields.items():
+        annotation = str(info.annotation)
+        if "Secret" in annotation or any(hint in name.lower() for hint in SECRET_NAME_HINTS):
+            names.append(name)
+    return names
+
+
+def secret_values(settings: BaseSettings) -> list[str]:
+    """The actual secret strings, so the log redactor can scrub them wherever they turn up."""
+    values = []
+    for name in secret_fields(type(settings)):
+        value = getattr(settings, name, None)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, SecretBytes):
+            value = value.get_secret_value().decode(errors="replace")
+        if isinstance(value, str) and len(value) >= 4:
+            values.append(value)
+    return values
+
+
+def effective_config(settings: BaseSettings) -> dict[str, Any]:
+    """The settings as JSON-ready data, secrets replaced by ``********`` (or null when unset)."""
+    masked = set(secret_fields(type(settings)))
+    out: dict[str, Any] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        out[name] = ("********" if value not in (None, "") else value) if name in masked else value
+    return out
+
+
+__all__ = [
+    "ConfigError",
+    "PlatformSettings",
+    "ServiceSettings",
+    "effective_config",
+    "load_platform",
+    "load_settings",
+    "secret_fields",
+    "secret_values",
+]

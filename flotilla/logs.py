@@ -1,0 +1,122 @@
+"""JSON logs on stdout: one object per line, with request and trace ids, secrets scrubbed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import threading
+import time
+from typing import Any
+
+from flotilla.context import request_id_var
+
+try:  # tracing is optional: logs work without the OpenTelemetry SDK configured
+    from opentelemetry import trace as _otel_trace
+except ImportError:  # pragma: no cover
+    _otel_trace = None  # type: ignore[assignment]
+
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
+_HEADER_SECRETS = re.compile(
+    r"(?i)\b(authorization|proxy-authorization|cookie|set-cookie|x-api-key)(\"?\s*[:=]\s*\"?)([^\s\",;]+)"
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+
+
+class Redactor:
+    """Scrubs credentials from text: known secret values plus header-shaped and bearer patterns.
+
+    Secret values come from settings at start-up, so a setting typed ``SecretStr`` can't leak even
+    if a library logs it verbatim.
+    """
+
+    def __init__(self) -> None:
+        self._secrets: tuple[str, ...] = ()
+        self._lock = threading.Lock()
+
+    def add(self, *values: str) -> None:
+        with self._lock:
+            self._secrets = tuple(sorted(set(self._secrets) | {v for v in values if v}, key=len, reverse=True))
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "[redacted]")
+        if ":" in text or "=" in text or "earer" in text or "asic" in text:
+            text = _HEADER_SECRETS.sub(r"\1\2[redacted]", text)
+            text = _BEARER.sub(r"\1 [redacted]", text)
+        return text
+
+
+redactor = Redactor()
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats any record, ours or a library's, as a single JSON line.
+
+    Fields passed with ``extra={...}`` land at the top level (access lines use that for method,
+    route, status, duration_ms and bytes).
+    """
+
+    def __init__(self, service: str, redact: Redactor = redactor) -> None:
+        super().__init__()
+        self.service = service
+        self.redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        doc: dict[str, Any] = {
+            "timestamp": _iso(record.created),
+            "level": record.levelname,
+            "service": self.service,
+            "logger": record.name,
+            "message": message,
+            "request_id": request_id_var.get(),
+        }
+        if _otel_trace is not None:
+            ctx = _otel_trace.get_current_span().get_span_context()
+            if ctx.is_valid:
+                doc["trace_id"] = format(ctx.trace_id, "032x")
+                doc["span_id"] = format(ctx.span_id, "016x")
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key not in doc and not key.startswith("_"):
+                doc[key] = value
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        doc.setdefault("trace_id", None)
+        doc.setdefault("span_id", None)
+        line = json.dumps(doc, default=str, ensure_ascii=False)
+        return self.redact(line)
+
+
+def _iso(created: float) -> str:
+    seconds = int(created)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((created - seconds) * 1000):03d}Z"
+
+
+QUIET_LIBRARIES = {"botocore": "WARNING", "boto3": "WARNING", "urllib3": "WARNING", "werkzeug": "INFO"}
+
+
+def configure_logging(service: str, level: str = "INFO") -> logging.Handler:
+    """Send every logger (app, gunicorn, werkzeug, botocore) to stdout as JSON.
+
+    Idempotent: calling it again (each gunicorn worker does) replaces the handler instead of
+    doubling every line.
+    """
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter(service))
+    handler.set_name("flotilla-json")
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if existing.get_name() == "flotilla-json":
+            root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("gunicorn.error", "gunicorn.access", "werkzeug"):
+        lib = logging.getLogger(name)
+        lib.handlers.clear()
+        lib.propagate = True
+    for name, lib_level in QUIET_LIBRARIES.items():
+        logging.getLogger(name).setLevel(lib_level)
+    return handler
