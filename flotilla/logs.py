@@ -113,7 +113,8 @@ def configure_logging(service: str, level: str = "INFO") -> logging.Handler:
             root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
-    for name in ("gunicorn.error", "gunicorn.access", "werkzeug"):
+    # Library loggers that bring their own handlers go through ours instead, once.
+    for name in ("gunicorn.error", "werkzeug"):
         lib = logging.getLogger(name)
         lib.handlers.clear()
         lib.propagate = True

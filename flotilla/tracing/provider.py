@@ -7,6 +7,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -17,6 +18,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+if TYPE_CHECKING:
+    from flotilla.config.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,16 @@ class TracingConfig:
     sample_ratio: float = 1.0
     trace_file: Path = Path(".flotilla/traces.jsonl")
     extra_resource: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_platform(cls, service: str, platform: PlatformSettings) -> TracingConfig:
+        return cls(
+            service=service,
+            version=platform.service_version,
+            environment=platform.env,
+            sample_ratio=platform.trace_sample_ratio,
+            trace_file=platform.trace_file,
+        )
 
 
 _lock = threading.Lock()

@@ -1,0 +1,52 @@
+"""``create_app``: the chassis pieces composed into one Flask app, in the order they must hook in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic_settings import BaseSettings
+
+from flotilla.api import ChassisAPI, create_api
+from flotilla.config.settings import PlatformSettings, load_platform, secret_values
+from flotilla.errors import Problems
+from flotilla.health import Health
+from flotilla.logs import configure_logging, redactor
+from flotilla.metrics import Metrics
+from flotilla.requestlog import RequestLog
+from flotilla.tracing import Tracing, TracingConfig
+
+
+def create_app(
+    service: str,
+    settings: BaseSettings | None = None,
+    *,
+    platform: PlatformSettings | None = None,
+    title: str | None = None,
+    **flask_config: Any,
+) -> ChassisAPI:
+    """A Flask app with health, metrics, tracing, JSON logs, problem+json errors and OpenAPI.
+
+    Tracing hooks in first so its span is still current when the access line and metrics are
+    written (Flask runs after-request hooks in reverse order).
+    """
+    platform = platform or load_platform()
+    configure_logging(service, platform.log_level)
+    if settings is not None:
+        redactor.add(*secret_values(settings))
+    app = create_api(service, title=title, version=platform.service_version)
+    app.config["MAX_CONTENT_LENGTH"] = platform.max_body_bytes
+    app.config.update(flask_config)
+    app.extensions["flotilla.platform"] = platform
+    app.extensions["flotilla.settings"] = settings
+    Tracing(app, config=TracingConfig.from_platform(service, platform))
+    RequestLog(app, enabled=platform.access_log)
+    Metrics(app, service=service, version=platform.service_version)
+    Health(app)
+    Problems(app)
+    return app
+
+
+def health(app: Any) -> Health:
+    """The app's ``Health`` extension, to register readiness checks on."""
+    ext: Health = app.extensions["flotilla.health"]
+    return ext
