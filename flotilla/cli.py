@@ -6,6 +6,7 @@ prometheus_client is first imported, and ``flotilla --help`` should be instant.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 import click
 
 
-class _Fail(click.ClickException):
+class CommandFailed(click.ClickException):
     """One readable line on stderr and a chosen exit code (2 for configuration errors)."""
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
@@ -27,7 +28,7 @@ class _Fail(click.ClickException):
         click.echo(f"flotilla: {self.format_message()}", err=True)
 
 
-def _load(service_name: str) -> tuple[Any, Any, Any]:
+def load_service_config(service_name: str) -> tuple[Any, Any, Any]:
     """Service, platform settings and service settings, or a one-line failure."""
     from flotilla.config import ConfigError, load_platform, load_settings
     from flotilla.service import UnknownService, load_service
@@ -37,13 +38,30 @@ def _load(service_name: str) -> tuple[Any, Any, Any]:
         platform = load_platform()
         settings = load_settings(service.settings, service=service.name, platform=platform)
     except UnknownService as err:
-        raise _Fail(str(err), exit_code=2) from None
+        raise CommandFailed(str(err), exit_code=2) from None
     except ConfigError as err:
-        raise _Fail(f"{service_name}: {err}", exit_code=ConfigError.exit_code) from None
+        raise CommandFailed(f"{service_name}: {err}", exit_code=ConfigError.exit_code) from None
     return service, platform, settings
 
 
-@click.group()
+# Commands that live with the piece they drive ("name": "module:attribute"), imported only when
+# run, so `flotilla serve` never pays for the messaging or resources imports.
+LAZY_COMMANDS: dict[str, str] = {}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module_name, _, attr = LAZY_COMMANDS[cmd_name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module_name), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup)
 @click.version_option(package_name="flotilla")
 def main() -> None:
     """Flotilla: run and inspect chassis services."""
@@ -63,7 +81,7 @@ def serve(service: str, bind: str | None, workers: int | None, reload: bool) -> 
         "PROMETHEUS_MULTIPROC_DIR",
         str(Path(tempfile.gettempdir()) / "flotilla-metrics" / f"{service}-{os.getpid()}"),
     )
-    svc, platform, settings = _load(service)
+    svc, platform, settings = load_service_config(service)
     from flotilla.serving.application import FlotillaApplication
 
     overrides: dict[str, Any] = {}
@@ -80,7 +98,7 @@ def config(service: str) -> None:
     """Print SERVICE's effective configuration as JSON, secrets masked."""
     from flotilla.config import effective_config
 
-    _, platform, settings = _load(service)
+    _, platform, settings = load_service_config(service)
     doc = {"platform": effective_config(platform), "service": effective_config(settings)}
     click.echo(json.dumps(doc, indent=2, default=str))
 
@@ -99,7 +117,7 @@ def traces(path: Path | None, limit: int, trace_id: str | None) -> None:
         try:
             path = load_platform().trace_file
         except ConfigError as err:
-            raise _Fail(str(err), exit_code=2) from None
+            raise CommandFailed(str(err), exit_code=2) from None
     click.echo(render_recent(path, limit=limit, trace_id=trace_id))
 
 
@@ -114,9 +132,9 @@ def probe(url: str, timeout: float) -> None:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - operator-given URL
             status = response.status
     except Exception as err:
-        raise _Fail(f"{url}: {err}") from None
+        raise CommandFailed(f"{url}: {err}") from None
     if status != 200:
-        raise _Fail(f"{url}: HTTP {status}")
+        raise CommandFailed(f"{url}: HTTP {status}")
     click.echo(f"{url}: HTTP {status}")
 
 
