@@ -1,0 +1,73 @@
+# One image recipe for every Flotilla service: `docker build --build-arg SERVICE=<name> .`
+#
+# Stages: `build` turns the project and its dependencies into wheels and installs them into a virtualenv;
+# `runtime` is the base image plus that virtualenv, run as a fixed non-root uid. Every service image shares
+# the same virtualenv layer (it holds every service package), so a registry stores it once.
+#
+# Behind a TLS-intercepting proxy, pass the proxy's CA as a BuildKit secret; only pip reads it and it never
+# lands in a layer:
+#   DOCKER_BUILDKIT=1 docker build --secret id=cacert,src=/etc/ssl/certs/ca-certificates.crt ...
+# Machines that cannot pull python:3.12-slim build a local base with `make base-image` and pass
+# --build-arg BASE_IMAGE=flotilla/base:bookworm (scripts/build-images.sh does this by itself).
+
+ARG BASE_IMAGE=python:3.12-slim
+
+FROM ${BASE_IMAGE} AS build
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
+WORKDIR /src
+RUN python3 -m venv /opt/venv
+# Dependencies first: this layer is rebuilt only when pyproject.toml changes, not on every code change.
+COPY pyproject.toml ./
+RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
+        > /tmp/requirements.txt
+RUN --mount=type=secret,id=cacert \
+    if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi; \
+    /opt/venv/bin/pip wheel --quiet --prefer-binary --wheel-dir /wheels -r /tmp/requirements.txt
+COPY . ./
+RUN --mount=type=secret,id=cacert \
+    if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi; \
+    /opt/venv/bin/pip wheel --quiet --no-deps --wheel-dir /wheels . \
+ && /opt/venv/bin/pip install --quiet --no-index --find-links /wheels --no-compile flotilla \
+ && /opt/venv/bin/pip uninstall --quiet --yes pip setuptools \
+ && find /opt/venv -depth \( -name __pycache__ -o -name '*.pyc' \) -exec rm -rf {} + \
+ && rm -f /opt/venv/bin/activate* /opt/venv/bin/Activate.ps1 \
+ && /opt/venv/bin/python -c 'import flotilla, services'
+
+FROM ${BASE_IMAGE} AS runtime
+ARG BASE_IMAGE
+ARG SERVICE
+ARG VERSION=0.0.0-dev
+ARG REVISION=unknown
+ARG SOURCE=https://github.com/flotilla/flotilla
+ARG CREATED=
+LABEL org.opencontainers.image.title="flotilla-${SERVICE}" \
+      org.opencontainers.image.description="Flotilla service ${SERVICE}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}" \
+      org.flotilla.service="${SERVICE}"
+# The only writable path at run time is /tmp (a tmpfs): traces, metrics and HOME all live there.
+ENV PATH=/opt/venv/bin:${PATH} \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    FLOTILLA_SERVICE=${SERVICE} \
+    FLOTILLA_SERVICE_VERSION=${VERSION} \
+    FLOTILLA_BIND=0.0.0.0:8000 \
+    FLOTILLA_TRACE_FILE=/tmp/flotilla/traces.jsonl \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/flotilla-metrics
+COPY --from=build /opt/venv /opt/venv
+USER 65532:65532
+WORKDIR /tmp
+EXPOSE 8000
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["flotilla"]
+# `flotilla serve` takes the service name from FLOTILLA_SERVICE when no argument is given (CMD cannot
+# expand build arguments).
+CMD ["serve"]
