@@ -19,7 +19,8 @@ except ImportError:  # pragma: no cover
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
 _HEADER_SECRETS = re.compile(
-    r"(?i)\b(authorization|proxy-authorization|cookie|set-cookie|x-api-key)(\"?\s*[:=]\s*\"?)([^\s\",;]+)"
+    r"(?i)\b(authorization|proxy-authorization|cookie|set-cookie|x-api-key)(['\"]?\s*[:=]\s*['\"]?)"
+    r"((?:bearer|basic|digest|negotiate)\s+)?[^\s'\",;]+(?:;\s*[^\s'\",;]+)*"
 )
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 
