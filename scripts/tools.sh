@@ -66,10 +66,13 @@ say "kubectl $(kubectl_version) ($(command -v kubectl))"
 
 # checkov pins libraries that fight the project's, so it lives in its own virtualenv.
 CHECKOV_VENV="$TOOLS_ROOT/checkov"
-if [ "$("$CHECKOV_VENV/bin/checkov" --version 2>/dev/null || true)" != "$CHECKOV_VERSION" ]; then
+CHECKOV_STAMP="$CHECKOV_VENV/.flotilla-installed"
+if [ "$(cat "$CHECKOV_STAMP" 2>/dev/null || true)" != "$CHECKOV_VERSION" ] || [ ! -x "$CHECKOV_VENV/bin/checkov" ]; then
   say "installing checkov $CHECKOV_VERSION into $CHECKOV_VENV"
   python3 -m venv "$CHECKOV_VENV"
   "$CHECKOV_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION" 2>&1 |
     { grep -v "^WARNING: Location" || true; }
+  "$CHECKOV_VENV/bin/checkov" --version >/dev/null # fails here, not in the tests, if the install is broken
+  echo "$CHECKOV_VERSION" >"$CHECKOV_STAMP"
 fi
-say "checkov $("$CHECKOV_VENV/bin/checkov" --version) ($CHECKOV_VENV/bin/checkov)"
+say "checkov $(cat "$CHECKOV_STAMP") ($CHECKOV_VENV/bin/checkov)"
