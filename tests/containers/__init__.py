@@ -1,0 +1,1 @@
+"""Every service image, run as a container the way Kubernetes runs it."""

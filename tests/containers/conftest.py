@@ -1,0 +1,149 @@
+"""Fixtures for the container tests: which images exist and a helper that runs one like a pod would.
+
+The images are built before the tests (``make base-image images``), never from here. A test is skipped,
+with the reason, when no Docker engine answers or its service's image is not built.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.backends.engine import engine, engine_problem, free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = sorted(init.parent.name for init in ROOT.glob("services/*/__init__.py"))
+STARTUP_TIMEOUT_SECONDS = 60.0
+
+
+def built_images() -> dict[str, str]:
+    """service -> image tag that scripts/build-images.sh makes (flotilla/<service>:<git sha>)."""
+    listing = subprocess.run(
+        [str(ROOT / "scripts" / "build-images.sh"), "--list", *SERVICES],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    ).stdout
+    return dict(line.split(" ", 1) for line in listing.splitlines() if line)
+
+
+@pytest.fixture(scope="session")
+def service_images() -> dict[str, str]:
+    if engine() is None:
+        pytest.skip(engine_problem())
+    return built_images()
+
+
+@pytest.fixture(params=SERVICES)
+def service(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def image(service: str, service_images: dict[str, str]) -> str:
+    """The service's image for this commit, else its :latest; skips when neither is built."""
+    found = engine()
+    assert found is not None
+    wanted = service_images[service]
+    for candidate in (wanted, wanted.rsplit(":", 1)[0] + ":latest"):
+        if found.has_image(candidate):
+            return candidate
+    pytest.skip(f"{wanted} is not built (run: make base-image images)")
+
+
+@dataclass
+class Pod:
+    """A service container on the host network: read-only rootfs, tmpfs /tmp, listening on a free port."""
+
+    image: str
+    service: str
+    env: dict[str, str] = field(default_factory=dict)
+    command: list[str] | None = None
+    port: int = field(default_factory=free_port)
+    container: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Pod:
+        from testcontainers.core.container import DockerContainer
+
+        container = DockerContainer(self.image)
+        container.with_envs(FLOTILLA_BIND=f"127.0.0.1:{self.port}", FLOTILLA_WORKERS="2", **self.env)
+        container.with_kwargs(network_mode="host", read_only=True)
+        # testcontainers hands this string to the engine as the tmpfs mount options.
+        container.with_tmpfs_mount("/tmp", size="rw,nosuid,nodev,size=64m")
+        if self.command is not None:
+            container.with_command(self.command)
+        self.container = container.start()
+        return self
+
+    @property
+    def wrapped(self) -> Any:
+        return self.container.get_wrapped_container()
+
+    def get(self, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+                return int(response.status), bytes(response.read())
+        except urllib.error.HTTPError as err:
+            return int(err.code), bytes(err.read())
+
+    def wait_ready(self) -> None:
+        """Poll /readyz until 200; fail with the container's output if it exits or never gets there."""
+
+        def ready() -> bool:
+            self.wrapped.reload()
+            if self.wrapped.status == "exited":
+                raise AssertionError(f"{self.image} exited during start-up:\n{self.output()}")
+            return self.get("/readyz", timeout=1.0)[0] == 200
+
+        try:
+            wait_until(ready, STARTUP_TIMEOUT_SECONDS, f"{self.image} /readyz")
+        except TimeoutError as err:
+            raise AssertionError(f"{err}\n{self.output()}") from None
+
+    def wait_exit(self, timeout: float) -> int:
+        """The exit code, waiting at most ``timeout`` seconds."""
+        return int(self.wrapped.wait(timeout=timeout)["StatusCode"])
+
+    def stdout(self) -> str:
+        return bytes(self.wrapped.logs(stdout=True, stderr=False)).decode()
+
+    def stderr(self) -> str:
+        return bytes(self.wrapped.logs(stdout=False, stderr=True)).decode()
+
+    def output(self) -> str:
+        return f"--- stdout\n{self.stdout()[-3000:]}\n--- stderr\n{self.stderr()[-3000:]}"
+
+    def json_logs(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stdout().splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        if self.container is not None:
+            self.container.stop()
+
+
+@pytest.fixture
+def run_pod(image: str, service: str) -> Iterator[Any]:
+    """Start containers of ``image`` with extra env or command; all are removed after the test."""
+    pods: list[Pod] = []
+
+    def run(env: dict[str, str] | None = None, command: list[str] | None = None) -> Pod:
+        pod = Pod(image=image, service=service, env=env or {}, command=command).start()
+        pods.append(pod)
+        return pod
+
+    yield run
+    for pod in pods:
+        pod.stop()

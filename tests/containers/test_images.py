@@ -1,0 +1,110 @@
+"""Each service image behaves like a well-formed pod: health, non-root, JSON logs, drain, config errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any
+
+import pytest
+
+from tests.backends.engine import wait_until
+
+pytestmark = [pytest.mark.containers, pytest.mark.xdist_group("containers")]
+
+LOG_KEYS = {"timestamp", "level", "service", "logger", "message", "request_id", "trace_id", "span_id"}
+# Invalid for every service (a platform setting), plus each service's own example.
+BAD_CONFIG = {"FLOTILLA_LOG_LEVEL": "LOUD"}
+SERVICE_BAD_CONFIG = {"sample": {"SAMPLE_GREETING": ""}}
+DRAIN_SECONDS = 1.0
+GRACEFUL_TIMEOUT = 20
+
+
+def test_image_config_follows_the_contract(image: str, service: str) -> None:
+    from tests.backends.engine import engine
+
+    found = engine()
+    assert found is not None
+    config = found.client.images.get(image).attrs["Config"]
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert config["User"] == "65532:65532"
+    assert config["Entrypoint"] == ["flotilla"]
+    assert env["FLOTILLA_SERVICE"] == service
+    assert env["FLOTILLA_BIND"] == "0.0.0.0:8000"
+    assert env["HOME"] == "/tmp"
+    assert env["FLOTILLA_TRACE_FILE"].startswith("/tmp/")
+    assert env["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
+    assert env["PYTHONDONTWRITEBYTECODE"] == env["PYTHONUNBUFFERED"] == "1"
+    labels = config["Labels"]
+    for key in ("source", "revision", "version"):
+        assert labels[f"org.opencontainers.image.{key}"], key
+
+
+def test_default_command_serves_health_and_metrics(run_pod: Any) -> None:
+    pod = run_pod()
+    pod.wait_ready()
+    assert pod.get("/livez")[0] == 200
+    status, body = pod.get("/metrics")
+    assert status == 200
+    assert b"# TYPE" in body
+
+
+def test_runs_as_non_root_and_logs_json_to_stdout(run_pod: Any, service: str) -> None:
+    pod = run_pod(command=["serve", service])
+    pod.wait_ready()
+    processes = pod.wrapped.top(ps_args="-o uid,pid,comm")
+    uid_column = processes["Titles"].index("UID")
+    uids = {row[uid_column] for row in processes["Processes"]}
+    assert uids == {"65532"}, processes
+
+    records = pod.json_logs()
+    assert records, pod.output()
+    for record in records:
+        assert record.keys() >= LOG_KEYS, record
+        assert record["service"] == service
+
+
+def test_sigterm_finishes_in_flight_request_then_exits_0(run_pod: Any, service: str) -> None:
+    pod = run_pod(
+        command=["serve", service],
+        env={
+            "FLOTILLA_DRAIN_SECONDS": str(DRAIN_SECONDS),
+            "FLOTILLA_GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
+        },
+    )
+    pod.wait_ready()
+    if pod.get("/slow?seconds=0")[0] != 200:
+        pytest.skip(f"{service} has no /slow route to hold a request open")
+
+    # Long enough to outlast the drain: the request is still running when gunicorn is told to stop.
+    slow = DRAIN_SECONDS + 2
+    with socket.create_connection(("127.0.0.1", pod.port), timeout=GRACEFUL_TIMEOUT) as conn:
+        conn.sendall(f"GET /slow?seconds={slow} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+        started = time.monotonic()
+        pod.wrapped.kill(signal="SIGTERM")
+        wait_until(lambda: pod.get("/readyz", timeout=1.0)[0] == 503, DRAIN_SECONDS + 5, "/readyz 503")
+        response = _read_all(conn)
+    assert response.startswith(b"HTTP/1.1 200"), response[:200]
+    assert time.monotonic() - started >= slow - 0.5
+
+    code = pod.wait_exit(timeout=DRAIN_SECONDS + GRACEFUL_TIMEOUT + 10)
+    assert code == 0, pod.output()
+
+
+def test_bad_config_exits_2_with_one_line(image: str, service: str, run_pod: Any) -> None:
+    for key, value in {**BAD_CONFIG, **SERVICE_BAD_CONFIG.get(service, {})}.items():
+        pod = run_pod(command=["serve", service], env={key: value})
+        assert pod.wait_exit(timeout=30) == 2, pod.output()
+        lines = [line for line in pod.stderr().splitlines() if line.strip()]
+        assert len(lines) == 1, lines
+        assert "invalid configuration" in lines[0]
+        assert key in lines[0]
+        assert not pod.stdout().strip() or all(json.loads(line) for line in pod.stdout().splitlines() if line)
+
+
+def _read_all(conn: socket.socket) -> bytes:
+    chunks = []
+    while chunk := conn.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
