@@ -1,0 +1,260 @@
+{{/*
+Names, labels and the values that fall back to global.flotilla. Every template goes through these.
+*/}}
+
+{{/* The service name: app.kubernetes.io/name and the default object name. */}}
+{{- define "flotilla-service.name" -}}
+{{- default .Values.serviceName .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Object name. Deliberately not prefixed with the release: callers reach a service as http://<service>. */}}
+{{- define "flotilla-service.fullname" -}}
+{{- default .Values.serviceName .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "flotilla-service.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels: stable for the life of the Deployment. */}}
+{{- define "flotilla-service.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "flotilla-service.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Standard labels on every object. */}}
+{{- define "flotilla-service.labels" -}}
+{{ include "flotilla-service.selectorLabels" . }}
+helm.sh/chart: {{ include "flotilla-service.chart" . }}
+app.kubernetes.io/version: {{ include "flotilla-service.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: flotilla
+app.kubernetes.io/component: {{ .Values.role }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* metadata.annotations body for commonAnnotations, or nothing. */}}
+{{- define "flotilla-service.annotations" -}}
+{{- with .Values.commonAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- define "flotilla-service.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "flotilla-service.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Values that fall back to global.flotilla, then to a built-in default. */}}
+{{- define "flotilla-service.global" -}}
+{{- $g := dict -}}
+{{- if .Values.global -}}{{- $g = default (dict) .Values.global.flotilla -}}{{- end -}}
+{{- toYaml $g -}}
+{{- end -}}
+
+{{- define "flotilla-service.environment" -}}
+{{- $g := include "flotilla-service.global" . | fromYaml -}}
+{{- .Values.environment | default $g.environment | default "dev" -}}
+{{- end -}}
+
+{{- define "flotilla-service.awsRegion" -}}
+{{- $g := include "flotilla-service.global" . | fromYaml -}}
+{{- .Values.aws.region | default $g.awsRegion | default "us-east-1" -}}
+{{- end -}}
+
+{{- define "flotilla-service.meshProvider" -}}
+{{- $g := include "flotilla-service.global" . | fromYaml -}}
+{{- $p := .Values.mesh.provider | default $g.meshProvider | default "none" -}}
+{{- if not (has $p (list "none" "envoy" "istio" "lattice")) -}}
+{{- fail (printf "mesh.provider %q is not one of none, envoy, istio, lattice (App Mesh reached end of support on 2026-09-30; use envoy, istio or lattice)" $p) -}}
+{{- end -}}
+{{- $p -}}
+{{- end -}}
+
+{{/* "true" when the mesh retries, so the chassis client must not (no retry amplification). */}}
+{{- define "flotilla-service.meshRetries" -}}
+{{- if has (include "flotilla-service.meshProvider" .) (list "envoy" "istio") -}}true{{- end -}}
+{{- end -}}
+
+{{- define "flotilla-service.istioRoutesFromParent" -}}
+{{- $g := include "flotilla-service.global" . | fromYaml -}}
+{{- if $g.istioRoutesFromParent -}}true{{- end -}}
+{{- end -}}
+
+{{- define "flotilla-service.otlpEndpoint" -}}
+{{- $g := include "flotilla-service.global" . | fromYaml -}}
+{{- if .Values.tracing.otlpEndpoint -}}
+{{- .Values.tracing.otlpEndpoint -}}
+{{- else if $g.otlpEndpoint -}}
+{{- $g.otlpEndpoint -}}
+{{- else if .Values.otelCollector.enabled -}}
+{{- printf "http://%s-otel-collector:4318" (include "flotilla-service.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Image reference: registry/repository:tag, or @digest when a digest is given. */}}
+{{- define "flotilla-service.imageTag" -}}
+{{- $g := include "flotilla-service.global" . | fromYaml -}}
+{{- .Values.image.tag | default $g.imageTag | default .Chart.AppVersion -}}
+{{- end -}}
+
+{{- define "flotilla-service.image" -}}
+{{- $g := include "flotilla-service.global" . | fromYaml -}}
+{{- $registry := .Values.image.registry | default $g.imageRegistry -}}
+{{- $repository := .Values.image.repository | default (printf "flotilla/%s" .Values.serviceName) -}}
+{{- $ref := ternary (printf "%s/%s" $registry $repository) $repository (ne $registry "") -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $ref .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $ref (include "flotilla-service.imageTag" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+terminationGracePeriodSeconds: the kubelet's budget covers the preStop sleep, then the drain (readyz 503),
+then gunicorn's graceful timeout; a margin on top so SIGKILL never lands mid-request.
+*/}}
+{{- define "flotilla-service.terminationGracePeriodSeconds" -}}
+{{- $s := .Values.server -}}
+{{- add $s.preStopSleepSeconds $s.drainSeconds $s.gracefulTimeoutSeconds $s.terminationMarginSeconds -}}
+{{- end -}}
+
+{{/* Sorted upstream names: envoy ports and listeners follow this order. */}}
+{{- define "flotilla-service.upstreamNames" -}}
+{{- keys .Values.upstreams | sortAlpha | toJson -}}
+{{- end -}}
+
+{{/* Where the app reaches each upstream, as JSON {name: url}: a local envoy listener, Lattice, or cluster DNS. */}}
+{{- define "flotilla-service.upstreamUrls" -}}
+{{- $provider := include "flotilla-service.meshProvider" . -}}
+{{- $urls := dict -}}
+{{- range $i, $name := include "flotilla-service.upstreamNames" . | fromJsonArray -}}
+{{- if eq $provider "envoy" -}}
+{{- $_ := set $urls $name (printf "http://127.0.0.1:%d" (add $.Values.mesh.envoy.outboundBasePort $i | int)) -}}
+{{- else if and (eq $provider "lattice") $.Values.mesh.lattice.domain -}}
+{{- $_ := set $urls $name (printf "http://%s.%s" $name $.Values.mesh.lattice.domain) -}}
+{{- else -}}
+{{- $_ := set $urls $name (printf "http://%s.%s.svc.cluster.local:%d" $name $.Release.Namespace ($.Values.service.port | int)) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $urls -}}
+{{- end -}}
+
+{{/*
+Non-secret environment as a map (name -> string). One source for the ConfigMap and the migration Job.
+*/}}
+{{- define "flotilla-service.configData" -}}
+{{- $s := .Values.server -}}
+{{- $data := dict
+  "FLOTILLA_ENV" (include "flotilla-service.environment" .)
+  "FLOTILLA_LOG_LEVEL" .Values.logLevel
+  "FLOTILLA_AWS_REGION" (include "flotilla-service.awsRegion" .)
+  "FLOTILLA_SSM_ENABLED" (toString .Values.ssmEnabled)
+  "FLOTILLA_TRACE_SAMPLE_RATIO" (toString .Values.tracing.sampleRatio)
+  "FLOTILLA_BIND" (printf "0.0.0.0:%d" ($s.port | int))
+  "FLOTILLA_DRAIN_SECONDS" (toString $s.drainSeconds)
+  "FLOTILLA_GRACEFUL_TIMEOUT" (toString $s.gracefulTimeoutSeconds)
+  "FLOTILLA_WORKERS" (toString $s.workers)
+  "FLOTILLA_THREADS" (toString $s.threads)
+  "FLOTILLA_KEEPALIVE" (toString $s.keepaliveSeconds)
+  "FLOTILLA_FORWARDED_ALLOW_IPS" $s.forwardedAllowIps
+  "PROMETHEUS_MULTIPROC_DIR" "/tmp/flotilla-metrics"
+  "FLOTILLA_UPSTREAMS" (toJson .Values.upstreams)
+  "FLOTILLA_UPSTREAM_URLS" (include "flotilla-service.upstreamUrls" .)
+  "FLOTILLA_CLIENT_RETRIES" (ternary "false" "true" (eq (include "flotilla-service.meshRetries" .) "true"))
+  "FLOTILLA_MESH_PROVIDER" (include "flotilla-service.meshProvider" .)
+-}}
+{{- with .Values.aws.endpointUrl }}{{- $_ := set $data "FLOTILLA_AWS_ENDPOINT_URL" . -}}{{- end }}
+{{- with include "flotilla-service.otlpEndpoint" . }}{{- $_ := set $data "OTEL_EXPORTER_OTLP_ENDPOINT" . -}}{{- end }}
+{{- range $k, $v := .Values.config }}{{- $_ := set $data $k (toString $v) -}}{{- end }}
+{{- toYaml $data -}}
+{{- end -}}
+
+{{/* Env from the downward API and the image version: the same for every container of the chart. */}}
+{{- define "flotilla-service.runtimeEnv" -}}
+- name: FLOTILLA_SERVICE_VERSION
+  value: {{ include "flotilla-service.imageTag" . | quote }}
+- name: K8S_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: K8S_NAMESPACE_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: K8S_NODE_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: spec.nodeName
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "flotilla-service.externalSecretName" -}}
+{{- printf "%s-external" (include "flotilla-service.fullname" .) -}}
+{{- end -}}
+
+{{/* envFrom entries for secrets: existing Secrets, then the ExternalSecret's. */}}
+{{- define "flotilla-service.secretEnvFrom" -}}
+{{- range .Values.secretEnvFrom }}
+- secretRef:
+    name: {{ . }}
+{{- end }}
+{{- if .Values.externalSecrets.enabled }}
+- secretRef:
+    name: {{ include "flotilla-service.externalSecretName" . }}
+{{- end }}
+{{- end -}}
+
+{{/* The writable /tmp every container of the chart mounts. */}}
+{{- define "flotilla-service.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpVolume.sizeLimit }}
+    {{- with .Values.tmpVolume.medium }}
+    medium: {{ . }}
+    {{- end }}
+{{- end -}}
+
+{{/* Pod-level fields shared by the Deployment, the migration Job and the test pod. */}}
+{{- define "flotilla-service.podCommon" -}}
+serviceAccountName: {{ include "flotilla-service.serviceAccountName" . }}
+automountServiceAccountToken: {{ .Values.serviceAccount.automountToken }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Convert a policy duration in seconds (number) to "<n>s" / "<n>ms" (Istio, Gateway API, Envoy). */}}
+{{- define "flotilla-service.duration" -}}
+{{- $ms := mulf . 1000 | int -}}
+{{- if eq (mod $ms 1000) 0 -}}{{ div $ms 1000 }}s{{- else -}}{{ $ms }}ms{{- end -}}
+{{- end -}}
+
+{{/* The IAM role the pods assume: iam.roleArn, else the role the chart creates through ACK. */}}
+{{- define "flotilla-service.roleArn" -}}
+{{- if .Values.iam.roleArn -}}
+{{- .Values.iam.roleArn -}}
+{{- else if and .Values.awsResources.enabled (dig "iam" "createRole" false .Values.awsResources) -}}
+{{- printf "arn:aws:iam::%s:role/%s" (required "aws.accountId is required to name the role the chart creates" .Values.aws.accountId) (include "flotilla-service.awsRoleName" .) -}}
+{{- else -}}
+{{- fail (printf "iam.roleArn is required when iam.mode is %s (or set awsResources.iam.createRole)" .Values.iam.mode) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* AWS-side names are prefixed with the environment so dev and prod can share an account. */}}
+{{- define "flotilla-service.awsRoleName" -}}
+{{- printf "flotilla-%s-%s" (include "flotilla-service.environment" .) .Values.serviceName -}}
+{{- end -}}
