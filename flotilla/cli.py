@@ -46,7 +46,10 @@ def load_service_config(service_name: str) -> tuple[Any, Any, Any]:
 
 # Commands that live with the piece they drive ("name": "module:attribute"), imported only when
 # run, so `flotilla serve` never pays for the messaging or resources imports.
-LAZY_COMMANDS: dict[str, str] = {}
+LAZY_COMMANDS: dict[str, str] = {
+    "consume": "flotilla.messaging.cli:consume",
+    "outbox-relay": "flotilla.messaging.cli:outbox_relay",
+}
 
 
 class _LazyGroup(click.Group):
