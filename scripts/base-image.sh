@@ -41,6 +41,8 @@ rm -f "$rootfs.log"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/lib/apt/lists/* \
     "$rootfs"/var/log/* "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* \
     "$rootfs"/usr/share/locale/* "$rootfs"/usr/share/lintian "$rootfs"/tmp/* "$rootfs"/var/tmp/*
+# glibc's iconv modules (Python has its own codecs) and CPython's own test suite.
+rm -rf "$rootfs"/usr/lib/x86_64-linux-gnu/gconv "$rootfs"/usr/lib/python3.*/test
 # Keep apt from bringing the docs back in images built from this base.
 cat >"$rootfs/etc/dpkg/dpkg.cfg.d/flotilla-nodoc" <<'CFG'
 path-exclude /usr/share/doc/*
