@@ -49,6 +49,8 @@ def load_service_config(service_name: str) -> tuple[Any, Any, Any]:
 LAZY_COMMANDS: dict[str, str] = {
     "consume": "flotilla.messaging.cli:consume",
     "outbox-relay": "flotilla.messaging.cli:outbox_relay",
+    "provision": "flotilla.resources.cli:provision",
+    "iam-policy": "flotilla.resources.cli:iam_policy",
 }
 
 
