@@ -8,12 +8,18 @@ a deadline or timeout, 502 when the upstream could not be reached.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from flotilla.errors import ProblemError
 
 
 class UpstreamError(ProblemError):
-    """Base of every failure of a call to ``upstream`` (not an HTTP error status, which is returned)."""
+    """Base of every failure of a call to ``upstream`` (not an HTTP error status, which is returned).
+
+    ``outcome`` is the label the call is counted under in ``http_client_requests_total``.
+    """
+
+    outcome: ClassVar[str] = "error"
 
     def __init__(
         self,
@@ -35,6 +41,8 @@ class UpstreamError(ProblemError):
 class CircuitOpenError(UpstreamError):
     """The upstream's circuit is open: no request was sent. ``retry_after`` says when trials resume."""
 
+    outcome = "circuit_open"
+
     def __init__(self, upstream: str, retry_after: float) -> None:
         super().__init__(
             upstream,
@@ -48,6 +56,8 @@ class CircuitOpenError(UpstreamError):
 class BulkheadFullError(UpstreamError):
     """Too many calls to the upstream are already in flight from this process; none was sent."""
 
+    outcome = "bulkhead_full"
+
     def __init__(self, upstream: str, limit: int) -> None:
         super().__init__(
             upstream, 503, "Upstream busy", f"{limit} calls to {upstream} already in flight", retry_after=1
@@ -58,12 +68,16 @@ class BulkheadFullError(UpstreamError):
 class DeadlineExceeded(UpstreamError):
     """The caller's deadline has passed (or would before an answer could come): stop working."""
 
+    outcome = "deadline_exceeded"
+
     def __init__(self, upstream: str = "", detail: str = "the request's deadline has passed") -> None:
         super().__init__(upstream, 504, "Deadline exceeded", detail)
 
 
 class UpstreamTimeout(UpstreamError):
     """The upstream did not answer within the try's timeout."""
+
+    outcome = "timeout"
 
     def __init__(self, upstream: str, detail: str) -> None:
         super().__init__(upstream, 504, "Upstream timeout", detail)
@@ -72,12 +86,16 @@ class UpstreamTimeout(UpstreamError):
 class UpstreamConnectError(UpstreamError):
     """No connection could be made (refused, unreachable, name not resolved), after any retries."""
 
+    outcome = "connect_error"
+
     def __init__(self, upstream: str, detail: str) -> None:
         super().__init__(upstream, 502, "Upstream unreachable", detail)
 
 
 class UpstreamProtocolError(UpstreamError):
     """The connection broke or the answer was not valid HTTP."""
+
+    outcome = "protocol_error"
 
     def __init__(self, upstream: str, detail: str) -> None:
         super().__init__(upstream, 502, "Bad upstream response", detail)
