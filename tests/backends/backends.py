@@ -176,8 +176,8 @@ def _start_container(found: Engine, backend: Backend) -> tuple[Any, Running]:
         create["network_mode"] = "host"
         container.with_command(backend.listen_args("127.0.0.1", host_port))
     container.with_kwargs(**create)
-    container.start()
     try:
+        container.start()
         host, port = "127.0.0.1", host_port
         if port is None:
             host = container.get_container_host_ip()

@@ -85,7 +85,10 @@ class Pod:
         container.with_tmpfs_mount("/tmp", size="rw,nosuid,nodev,size=64m")
         if self.command is not None:
             container.with_command(self.command)
-        self.container = container.start()
+        try:
+            container.start()
+        finally:
+            self.container = container  # stop() removes it even when it was created but did not start
         return self
 
     @property
