@@ -26,8 +26,8 @@ def create_app(
 ) -> ChassisAPI:
     """A Flask app with health, metrics, tracing, JSON logs, problem+json errors and OpenAPI.
 
-    Tracing hooks in first so its span is still current when the access line and metrics are
-    written (Flask runs after-request hooks in reverse order).
+    Each telemetry piece wraps the WSGI app, so the last one applied runs outermost: tracing goes
+    last, so its span is current while the access line and the metrics are written.
     """
     platform = platform or load_platform()
     configure_logging(service, platform.log_level)
@@ -38,11 +38,11 @@ def create_app(
     app.config.update(flask_config)
     app.extensions["flotilla.platform"] = platform
     app.extensions["flotilla.settings"] = settings
-    Tracing(app, config=TracingConfig.from_platform(service, platform))
-    RequestLog(app, enabled=platform.access_log)
-    Metrics(app, service=service, version=platform.service_version)
     Health(app)
     Problems(app)
+    Metrics(app, service=service, version=platform.service_version)
+    RequestLog(app, enabled=platform.access_log)
+    Tracing(app, config=TracingConfig.from_platform(service, platform))
     return app
 
 

@@ -73,7 +73,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("service")
+@click.argument("service", envvar="FLOTILLA_SERVICE")
 @click.option("--bind", help="host:port to listen on (default FLOTILLA_BIND or 127.0.0.1:8000).")
 @click.option("--workers", type=int, help="worker processes (default: from the CPU limit).")
 @click.option("--reload", is_flag=True, help="restart workers when code changes (development).")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import random
 import re
-import uuid
 from contextvars import ContextVar
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -19,7 +19,9 @@ def accept_request_id(incoming: str | None) -> str:
     """
     if incoming and _WELL_FORMED.fullmatch(incoming):
         return incoming
-    return uuid.uuid4().hex
+    # Unique, not secret: the random module (reseeded in each forked worker) is ~10x cheaper
+    # than uuid4's os.urandom on the hot path.
+    return f"{random.getrandbits(128):032x}"
 
 
 def current_request_id() -> str | None:

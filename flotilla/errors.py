@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, json, request
+from opentelemetry import trace
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -113,5 +114,6 @@ class Problems:
         return problem_response(status, err.name, err.description, headers=headers)
 
     def _crash(self, err: Exception) -> Response:
+        trace.get_current_span().record_exception(err)
         log.error("unhandled %s on %s %s", type(err).__name__, request.method, request.path, exc_info=err)
         return problem_response(500, "Internal Server Error", "The server could not complete the request.")

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -22,6 +23,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from flotilla.wsgi import ROUTE_KEY, Captured, WSGIApp, record_route, wrap
 
 # The *_created series double what a scrape carries and no dashboard uses them.
 disable_created_metrics()
@@ -109,25 +112,25 @@ class Metrics:
         self.http = HttpMetrics(None if multiproc else self.registry, self.service, self.version)
         app.extensions["flotilla.metrics"] = self
         app.add_url_rule("/metrics", "flotilla_metrics", self.render, methods=["GET"])
-        app.before_request(self._start)
-        app.after_request(self._observe)
-        app.teardown_request(self._end)
+        record_route(app)
+        wrap(app, self._middleware)
 
-    def _start(self) -> None:
-        assert self.http is not None
-        g._flotilla_metrics_t0 = time.perf_counter()
-        self.http.started()
+    def _middleware(self, wsgi_app: WSGIApp) -> WSGIApp:
+        http = self.http
+        assert http is not None
 
-    def _observe(self, response: Response) -> Response:
-        t0 = g.get("_flotilla_metrics_t0")
-        if t0 is not None and self.http is not None:
-            route = request.url_rule.rule if request.url_rule else UNMATCHED_ROUTE
-            self.http.observe(request.method, route, response.status_code, time.perf_counter() - t0)
-        return response
+        def handle(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            t0 = time.perf_counter()
+            http.started()
+            captured = Captured(start_response)
+            try:
+                return wsgi_app(environ, captured)
+            finally:
+                route = environ.get(ROUTE_KEY, UNMATCHED_ROUTE)
+                http.observe(environ.get("REQUEST_METHOD", ""), route, captured.status, time.perf_counter() - t0)
+                http.ended()
 
-    def _end(self, exc: BaseException | None) -> None:
-        if g.pop("_flotilla_metrics_t0", None) is not None and self.http is not None:
-            self.http.ended()
+        return handle
 
     def render(self) -> Response:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

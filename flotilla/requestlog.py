@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask
 
 from flotilla.context import REQUEST_ID_HEADER, accept_request_id, request_id_var
+from flotilla.wsgi import ROUTE_KEY, Captured, WSGIApp, record_route, wrap
 
 access_log = logging.getLogger("flotilla.access")
 
@@ -22,7 +24,9 @@ class RequestLog:
     write most of the log. Headers are never logged, so credentials can't leak through here.
     """
 
-    def __init__(self, app: Flask | None = None, *, quiet: Iterable[str] = QUIET_PATHS, enabled: bool = True):
+    def __init__(
+        self, app: Flask | None = None, *, quiet: Iterable[str] = QUIET_PATHS, enabled: bool = True
+    ) -> None:
         self.quiet = frozenset(quiet)
         self.enabled = enabled
         if app is not None:
@@ -30,38 +34,38 @@ class RequestLog:
 
     def init_app(self, app: Flask) -> None:
         app.extensions["flotilla.requestlog"] = self
-        app.before_request(self._start)
-        app.after_request(self._finish)
-        app.teardown_request(self._teardown)
+        record_route(app)
+        wrap(app, self._middleware)
 
-    def _start(self) -> None:
-        g._flotilla_t0 = time.perf_counter()
-        request_id = accept_request_id(request.environ.get("HTTP_X_REQUEST_ID"))
-        g._flotilla_request_id_token = request_id_var.set(request_id)
+    def _middleware(self, wsgi_app: WSGIApp) -> WSGIApp:
+        quiet, enabled, log = self.quiet, self.enabled, access_log
 
-    def _finish(self, response: Response) -> Response:
-        request_id = request_id_var.get()
-        if request_id:
-            response.headers[REQUEST_ID_HEADER] = request_id
-        if self.enabled and request.path not in self.quiet:
-            route = request.url_rule.rule if request.url_rule else None
-            duration_ms = (time.perf_counter() - g.get("_flotilla_t0", time.perf_counter())) * 1000
-            access_log.info(
-                "%s %s %s",
-                request.method,
-                route or request.path,
-                response.status_code,
-                extra={
-                    "method": request.method,
-                    "route": route,
-                    "status": response.status_code,
-                    "duration_ms": round(duration_ms, 3),
-                    "bytes": response.calculate_content_length() or 0,
-                },
-            )
-        return response
+        def handle(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            t0 = time.perf_counter()
+            request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
+            token = request_id_var.set(request_id)
+            captured = Captured(start_response, [(REQUEST_ID_HEADER, request_id)])
+            try:
+                body = wsgi_app(environ, captured)
+                path = environ.get("PATH_INFO", "")
+                if enabled and path not in quiet and log.isEnabledFor(logging.INFO):
+                    method = environ.get("REQUEST_METHOD", "")
+                    route = environ.get(ROUTE_KEY)
+                    log.info(
+                        "%s %s %s",
+                        method,
+                        route or path,
+                        captured.status,
+                        extra={
+                            "method": method,
+                            "route": route,
+                            "status": captured.status,
+                            "duration_ms": round((time.perf_counter() - t0) * 1000, 3),
+                            "bytes": captured.length,
+                        },
+                    )
+                return body
+            finally:
+                request_id_var.reset(token)
 
-    def _teardown(self, exc: BaseException | None) -> None:
-        token = g.pop("_flotilla_request_id_token", None)
-        if token is not None:
-            request_id_var.reset(token)
+        return handle

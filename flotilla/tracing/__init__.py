@@ -5,7 +5,13 @@ agent forwards to X-Ray); otherwise spans land in a local JSON-lines file that `
 prints as a waterfall.
 """
 
-from flotilla.tracing.provider import TracingConfig, init_tracing, tracer_provider
+from flotilla.tracing.provider import (
+    TracingConfig,
+    add_span_processor,
+    init_tracing,
+    span_processor,
+    tracer_provider,
+)
 from flotilla.tracing.server import Tracing
 
-__all__ = ["Tracing", "TracingConfig", "init_tracing", "tracer_provider"]
+__all__ = ["Tracing", "TracingConfig", "add_span_processor", "init_tracing", "span_processor", "tracer_provider"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -58,7 +59,7 @@ class JsonLinesSpanExporter(SpanExporter):
         self._broken = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        data = "".join(json.dumps(span_to_dict(s), default=str) + "\n" for s in spans).encode()
+        data = b"".join(orjson.dumps(span_to_dict(s), default=str) + b"\n" for s in spans)
         with self._lock:
             try:
                 fd = self._open()

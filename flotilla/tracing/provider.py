@@ -14,7 +14,7 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.aws import AwsXRayPropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -84,11 +84,29 @@ def init_tracing(config: TracingConfig, exporter: SpanExporter | None = None) ->
             resource=Resource.create(attributes),
             sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
         )
-        provider.add_span_processor(BatchSpanProcessor(exporter or _default_exporter(config)))
+        # One fan-out the provider feeds and that server spans feed directly (see serverspan.py);
+        # extra processors (tests, a second exporter) join it through add_span_processor.
+        processors = SynchronousMultiSpanProcessor()
+        processors.add_span_processor(BatchSpanProcessor(exporter or _default_exporter(config)))
+        provider.add_span_processor(processors)
         _state["provider"] = provider
+        _state["processors"] = processors
         _state["pid"] = os.getpid()
         _set_global(provider)
         return provider
+
+
+def span_processor() -> SynchronousMultiSpanProcessor:
+    """This process's span processors, for spans made outside the SDK tracer."""
+    processors = _state.get("processors")
+    if not isinstance(processors, SynchronousMultiSpanProcessor) or _state.get("pid") != os.getpid():
+        raise RuntimeError("init_tracing() has not run in this process")
+    return processors
+
+
+def add_span_processor(processor: SpanProcessor) -> None:
+    """Send this process's spans (SDK and server spans alike) to one more processor too."""
+    span_processor().add_span_processor(processor)
 
 
 def tracer_provider() -> TracerProvider | None:

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from flotilla.tracing import tracer_provider
+from flotilla.tracing import add_span_processor
 from flotilla.tracing.exporter import JsonLinesSpanExporter
 from flotilla.tracing.waterfall import render_recent
 
@@ -21,9 +21,7 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 def spans(app: Any) -> InMemorySpanExporter:
     """Every span the process's real provider finishes, as the SDK hands them to exporters."""
     exporter = InMemorySpanExporter()
-    provider = tracer_provider()
-    assert provider is not None
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    add_span_processor(SimpleSpanProcessor(exporter))
     yield exporter
     exporter.shutdown()
 
@@ -78,8 +76,7 @@ def test_file_exporter_and_waterfall(tmp_path: Path, app: Any, client: Any) -> N
 
     path = tmp_path / "spans.jsonl"
     exporter = JsonLinesSpanExporter(path)
-    provider = tracer_provider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    add_span_processor(SimpleSpanProcessor(exporter))
     tracer = trace.get_tracer("test")
     with tracer.start_as_current_span("checkout"), tracer.start_as_current_span("reserve stock"):
         headers: dict[str, str] = {}
