@@ -272,7 +272,13 @@ class ServiceClient:
             cut_by_deadline = per_try is None or remaining < per_try
             try_timeout = remaining if per_try is None else min(remaining, per_try)
             attempt = self._send(up, call, base_url, try_timeout, retry)
-            self._judge(up.breaker, permit, attempt, cut_by_deadline)
+            if cut_by_deadline and isinstance(attempt.error, UpstreamTimeout):
+                # Our caller's budget ran out, which says nothing about the upstream's health.
+                attempt = _Try(
+                    error=DeadlineExceeded(up.name, f"the deadline passed while waiting for {up.name}"),
+                    verdict=False,
+                )
+            self._judge(up.breaker, permit, attempt)
             status = attempt.response.status_code if attempt.response is not None else None
             condition = retry_condition(status, attempt.connect_failed)
             if condition is None or condition not in retries.retry_on or retry >= max_retries:
@@ -330,11 +336,10 @@ class ServiceClient:
             return _Try(response)
 
     @staticmethod
-    def _judge(breaker: CircuitBreaker, permit: Permit, attempt: _Try, cut_by_deadline: bool) -> None:
-        """Tell the breaker how the try went, unless it says nothing about the upstream: a pool
-        wait, or a timeout that was our caller's short deadline rather than the upstream's slowness."""
-        timed_out_early = isinstance(attempt.error, UpstreamTimeout) and cut_by_deadline
-        if not attempt.verdict or timed_out_early:
+    def _judge(breaker: CircuitBreaker, permit: Permit, attempt: _Try) -> None:
+        """Tell the breaker how the try went, unless it says nothing about the upstream (a wait for
+        a pooled connection, our own deadline running out): then just free the permit."""
+        if not attempt.verdict:
             breaker.release(permit)
         else:
             breaker.record(permit, success=not attempt.failed)

@@ -54,6 +54,6 @@ def test_cloudmap_mode_needs_a_namespace(monkeypatch):
 
 def test_a_bad_mode_is_a_one_line_config_error(monkeypatch):
     monkeypatch.setenv("FLOTILLA_DISCOVERY", "consul")
-    with pytest.raises(ConfigError, match="^invalid configuration: FLOTILLA_DISCOVERY: ") as caught:
+    with pytest.raises(ConfigError, match=r"^invalid configuration: FLOTILLA_DISCOVERY: ") as caught:
         load_discovery_settings()
     assert "\n" not in str(caught.value)

@@ -9,11 +9,14 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import format_trace_id
 
+from flotilla import create_app
+from flotilla.config import PlatformSettings
 from flotilla.context import request_id_var
 from flotilla.http import (
     DEADLINE_HEADER,
     BulkheadFullError,
     CircuitOpenError,
+    DeadlineExceeded,
     State,
     UpstreamConnectError,
     UpstreamTimeout,
@@ -212,3 +215,31 @@ def test_request_id_trace_context_and_remaining_deadline_travel_downstream(make_
 def test_without_an_incoming_deadline_the_policy_timeout_is_sent(make_client):
     seen = make_client({"timeoutSeconds": 2}).get("svc", "/headers").json()
     assert seen[DEADLINE_HEADER] == "2000"
+
+
+def test_running_out_of_the_callers_deadline_is_not_held_against_the_upstream(make_client, clock):
+    client = make_client({"circuitBreaker": {"consecutiveFailures": 1}})
+    with deadline_scope(0.2, clock), pytest.raises(DeadlineExceeded) as caught:
+        client.get("svc", "/sleep", params={"seconds": "2"})
+    assert caught.value.status == 504
+    assert client.circuit_state("svc") is State.CLOSED
+
+
+def test_an_open_circuit_escaping_a_view_answers_503_with_retry_after(make_client, tmp_path):
+    client = make_client(
+        {"retries": {"attempts": 0}, "circuitBreaker": {"consecutiveFailures": 1, "openSeconds": 30}}
+    )
+    app = create_app(
+        "edge", platform=PlatformSettings(trace_file=tmp_path / "traces.jsonl", access_log=False)
+    )
+
+    @app.get("/products")
+    def products():
+        return client.get("down", "/products").json()
+
+    with pytest.raises(UpstreamConnectError):
+        client.get("down", "/products")
+    response = app.test_client().get("/products")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "30"
+    assert response.get_json()["type"] == "urn:flotilla:problem:circuit-open"
