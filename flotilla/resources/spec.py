@@ -288,8 +288,10 @@ def _describe(err: ValidationError) -> list[str]:
     for item in err.errors(include_url=False):
         path = ""
         for part in item["loc"]:
+            if part == "[key]":  # pydantic's marker for a bad dict key: the name itself is the problem
+                continue
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        message = item["msg"]
+        message = item["msg"] if "[key]" not in item["loc"] else f"bad name: {item['msg']}"
         if item["type"] == "extra_forbidden":
             message = "unknown key (check the spelling against docs/resources.md)"
         elif item["type"] == "string_pattern_mismatch" and item["loc"] and "owns" in item["loc"]:
