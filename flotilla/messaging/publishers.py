@@ -150,7 +150,11 @@ class EventBridgePublisher:
         self._jitter = jitter
         self._tracer = _tracer(tracer_provider)
 
-    def publish(self, events: Iterable[CloudEvent]) -> None:
+    def publish(self, event: CloudEvent) -> None:
+        """Put one event (the shape the outbox relay calls); ``PublishError`` if it never got in."""
+        self.publish_batch([event])
+
+    def publish_batch(self, events: Iterable[CloudEvent]) -> None:
         """Put every event, in requests of at most 10 entries and 256 KiB; ``PublishError`` if any fail."""
         failed: list[tuple[CloudEvent, str]] = []
         for batch in self._batches(list(events)):

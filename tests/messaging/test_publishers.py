@@ -126,7 +126,7 @@ def test_eventbridge_batches_of_ten_reach_the_rule_target(boto: Any, spans: Any)
 
     sent = [new_event("order.placed", {"n": i}, source="flotilla.orders") for i in range(12)]
     with provider.get_tracer("test").start_as_current_span("request") as request:
-        EventBridgePublisher(events_client, name, tracer_provider=provider).publish(sent)
+        EventBridgePublisher(events_client, name, tracer_provider=provider).publish_batch(sent)
 
     messages = receive(boto("sqs"), url, expect=12)
     received = sorted((parse_body(message["Body"]) for message in messages), key=lambda e: e.data["n"])
@@ -167,7 +167,7 @@ def test_partial_failures_are_retried_with_backoff_until_all_are_in(boto: Any) -
     publisher = EventBridgePublisher(flaky, name, sleep=sleeps.append, jitter=lambda: 1.0, base_delay=0.1)
 
     sent = [new_event("order.placed", {"n": i}, source="flotilla.orders") for i in range(4)]
-    publisher.publish(sent)
+    publisher.publish_batch(sent)
 
     assert flaky.calls == [4, 2, 1]  # only the failed entries go again
     assert sleeps == [0.2, 0.4]  # full jitter (here the maximum): base * 2**attempt
@@ -180,7 +180,7 @@ def test_entries_still_failing_after_the_last_attempt_are_raised(boto: Any) -> N
     publisher = EventBridgePublisher(flaky, "default", max_attempts=3, sleep=lambda _: None)
     doomed, fine = (new_event("order.placed", {"n": i}, source="flotilla.orders") for i in range(2))
     with pytest.raises(PublishError) as err:
-        publisher.publish([doomed, fine])
+        publisher.publish_batch([doomed, fine])
     assert str(err.value) == "1 event(s) not put on bus default: ThrottlingException"
     assert err.value.failed == [(doomed, "ThrottlingException: try again")]
     assert flaky.calls == [2, 1, 1]
@@ -190,5 +190,5 @@ def test_permanent_entry_errors_are_not_retried(boto: Any) -> None:
     flaky = _FlakyEvents(boto("events"), failures=[{0}], code="MalformedDetail")
     publisher = EventBridgePublisher(flaky, "default", sleep=lambda _: None)
     with pytest.raises(PublishError, match="MalformedDetail"):
-        publisher.publish([new_event("order.placed", source="flotilla.orders")])
+        publisher.publish(new_event("order.placed", source="flotilla.orders"))
     assert flaky.calls == [1]
