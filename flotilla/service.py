@@ -29,18 +29,25 @@ class UnknownService(LookupError):
     pass
 
 
-def load_service(name: str) -> Service:
-    """``orders`` → ``services.orders.service``; ``pkg.module:attr`` for services kept elsewhere."""
+def service_module(name: str) -> tuple[str, str]:
+    """Module and attribute a service name points at: ``orders`` → (``services.orders``, ``service``);
+    ``pkg.module:attr`` names a service kept outside this repository."""
     module_name, _, attr = name.partition(":")
     if "." not in module_name and not attr:
         module_name = f"services.{name}"
+    return module_name, attr or "service"
+
+
+def load_service(name: str) -> Service:
+    """Import the ``Service`` a name points at (see ``service_module``)."""
+    module_name, attr = service_module(name)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         if err.name and module_name.startswith(err.name):
             raise UnknownService(f"no service named {name!r} (looked for module {module_name})") from None
         raise
-    found = getattr(module, attr or "service", None)
+    found = getattr(module, attr, None)
     if not isinstance(found, Service):
-        raise UnknownService(f"{module_name} has no Service object named {attr or 'service'!r}")
+        raise UnknownService(f"{module_name} has no Service object named {attr!r}")
     return found
