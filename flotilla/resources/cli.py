@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from flotilla.cli import CommandFailed, load_service_config
 from flotilla.resources.naming import Place, Resolved, resolve
 from flotilla.resources.spec import ResourcesSpec, SpecError, load_spec
+from flotilla.service import service_module
 
 SPEC_FILE = "resources.yaml"
 
@@ -26,9 +27,7 @@ def spec_path(service_name: str) -> Path:
 
     ``pkg.module:attr`` names (services kept elsewhere) look next to ``pkg/module``.
     """
-    module_name, _, attr = service_name.partition(":")
-    if "." not in module_name and not attr:
-        module_name = f"services.{service_name}"
+    module_name, _ = service_module(service_name)
     found = importlib.util.find_spec(module_name)
     if found is None or found.origin is None:
         raise CommandFailed(f"cannot locate the package of service {service_name!r}", exit_code=2)
