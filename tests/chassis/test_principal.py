@@ -7,7 +7,7 @@ from flask import Flask
 from flotilla.errors import Problems
 from flotilla.principal import SIGNATURE, SUBJECT, Principal, current_principal, require, sign, verify
 
-SECRET = "gateway-shared-secret"  # noqa: S105
+SECRET = "gateway-shared-secret"
 
 
 def test_round_trip() -> None:
