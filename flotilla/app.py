@@ -31,6 +31,7 @@ def create_app(
     """
     platform = platform or load_platform()
     configure_logging(service, platform.log_level)
+    redactor.add(*secret_values(platform))
     if settings is not None:
         redactor.add(*secret_values(settings))
     app = create_api(service, title=title, version=platform.service_version)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import g, request
+from flask import current_app, g, request
 
 from flotilla.errors import ProblemError
 
@@ -107,3 +107,17 @@ def require(secret_of: Callable[[], str], scope: str | None = None) -> Callable[
         return guarded  # type: ignore[return-value]
 
     return decorate
+
+
+def platform_secret() -> str:
+    """``FLOTILLA_PRINCIPAL_SECRET`` of the app's platform settings (set by ``flotilla.create_app``)."""
+    platform = current_app.extensions.get("flotilla.platform")
+    secret = getattr(platform, "principal_secret", None)
+    if secret is None:
+        raise ProblemError(503, "Service Unavailable", "no principal secret is configured")
+    return str(secret.get_secret_value())
+
+
+def require_principal(scope: str | None = None) -> Callable[[F], F]:
+    """``require`` with the secret from the platform settings: the usual decorator for services."""
+    return require(platform_secret, scope)

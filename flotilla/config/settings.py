@@ -38,6 +38,9 @@ class PlatformSettings(BaseSettings):
     trace_file: Path = Field(Path(".flotilla/traces.jsonl"), description="Span sink without OTLP.")
     max_body_bytes: int = Field(1024 * 1024, gt=0)
     drain_seconds: float = Field(3.0, ge=0, description="How long /readyz says 503 before stopping.")
+    principal_secret: SecretStr | None = Field(
+        None, description="Key the gateway signs caller identities with; services verify with it."
+    )
 
 
 class ServiceSettings(BaseSettings):
