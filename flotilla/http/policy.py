@@ -175,4 +175,3 @@ def upstreams_schema() -> dict[str, Any]:
 def render_schema() -> str:
     """The schema file's exact text, so a test can tell whether the checked-in copy is current."""
     return json.dumps(upstreams_schema(), indent=2, sort_keys=True) + "\n"
-

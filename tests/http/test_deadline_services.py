@@ -12,7 +12,7 @@ import requests
 from flotilla.http import DEADLINE_HEADER
 from tests.support import Served, serve
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("relay-services")]
 
 
 @pytest.fixture(scope="module")
