@@ -68,6 +68,9 @@ class _Upstream:
         )
 
 
+_REQUEST_ID_LOWER = REQUEST_ID_HEADER.lower()
+
+
 @dataclass(frozen=True, slots=True)
 class _Call:
     """What the caller asked to send, and the deadline it must be answered by."""
@@ -254,7 +257,8 @@ class ServiceClient:
         max_retries = (
             retries.attempts if self.settings.client_retries and may_retry(call.method, call.headers) else 0
         )
-        if REQUEST_ID_HEADER not in call.headers and (request_id := current_request_id()):
+        given = {name.lower() for name in call.headers}
+        if _REQUEST_ID_LOWER not in given and (request_id := current_request_id()):
             call.headers[REQUEST_ID_HEADER] = request_id
         deadline = call.deadline
         up.budget.record_call()

@@ -243,3 +243,12 @@ def test_an_open_circuit_escaping_a_view_answers_503_with_retry_after(make_clien
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
     assert response.get_json()["type"] == "urn:flotilla:problem:circuit-open"
+
+
+def test_a_request_id_given_by_the_caller_is_not_duplicated(make_client):
+    token = request_id_var.set("req-42")
+    try:
+        seen = make_client().get("svc", "/headers", headers={"x-request-id": "mine"}).json()
+    finally:
+        request_id_var.reset(token)
+    assert seen["X-Request-Id"] == "mine"
