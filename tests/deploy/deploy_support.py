@@ -151,7 +151,9 @@ def _core_validator(version: str, kind: str, api_version: str) -> jsonschema.pro
     import referencing
     from kubernetes_validate import utils
 
-    schema_version = [v for v in utils.all_versions() if utils.major_minor(v) <= utils.major_minor(version)][-1]
+    schema_version = [v for v in utils.all_versions() if utils.major_minor(v) <= utils.major_minor(version)][
+        -1
+    ]
     schema_dir = f"v{schema_version}-local-strict"
     group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     try:
@@ -250,7 +252,9 @@ def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> list
 
 def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
     found = find(docs, kind, name)
-    assert len(found) == 1, f"expected one {kind} {name or ''}, found {[d['metadata']['name'] for d in found]}"
+    assert len(found) == 1, (
+        f"expected one {kind} {name or ''}, found {[d['metadata']['name'] for d in found]}"
+    )
     return found[0]
 
 

@@ -9,9 +9,25 @@ import pytest
 import yaml
 from deploy_support import SERVICE_CHART, STORE_CHART
 
-FREE_FORM = {"upstreams", "config", "commonLabels", "commonAnnotations", "podAnnotations", "podLabels",
-             "nodeSelector", "affinity", "strategy", "resources", "podSecurityContext", "containerSecurityContext",
-             "annotations", "labels", "gateway", "catalog", "cart"}
+FREE_FORM = {
+    "upstreams",
+    "config",
+    "commonLabels",
+    "commonAnnotations",
+    "podAnnotations",
+    "podLabels",
+    "nodeSelector",
+    "affinity",
+    "strategy",
+    "resources",
+    "podSecurityContext",
+    "containerSecurityContext",
+    "annotations",
+    "labels",
+    "gateway",
+    "catalog",
+    "cart",
+}
 
 
 def _leaves(values: dict, prefix: str = "") -> list[str]:
@@ -33,7 +49,8 @@ def test_every_value_is_documented(chart: Path) -> None:
     params = set(re.findall(r"## @param (\S+)", text))
     readme = (chart / "README.md").read_text()
     undocumented = [
-        leaf for leaf in _leaves(yaml.safe_load(text))
+        leaf
+        for leaf in _leaves(yaml.safe_load(text))
         if not any(leaf == p or leaf.startswith(p + ".") for p in params)
     ]
     assert undocumented == [], "add `## @param` lines to values.yaml"

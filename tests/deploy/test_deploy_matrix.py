@@ -49,7 +49,9 @@ def _check(docs: list[dict], kube: str, crds: CrdIndex | None) -> tuple[list[str
 
 @pytest.mark.parametrize("kube", KUBE_VERSIONS)
 @pytest.mark.parametrize("cell_id", list(CELLS))
-def test_rendered_objects_are_valid(renderer: Renderer, crds: CrdIndex | None, cell_id: str, kube: str) -> None:
+def test_rendered_objects_are_valid(
+    renderer: Renderer, crds: CrdIndex | None, cell_id: str, kube: str
+) -> None:
     docs = renderer.render(CELLS[cell_id], kube)
     assert docs, "nothing rendered"
     errors, unchecked = _check(docs, kube, crds)
@@ -62,7 +64,8 @@ def test_rendered_objects_are_valid(renderer: Renderer, crds: CrdIndex | None, c
 def test_helm_lint_strict(helm: str, chart: Path) -> None:
     values = sorted(chart.glob("values-*.yaml"))
     for extra in [[], *[["-f", str(v)] for v in values]]:
-        proc = subprocess.run([helm, "lint", "--strict", str(chart), *extra], capture_output=True, text=True)
+        args = [helm, "lint", "--strict", str(chart), *extra]
+        proc = subprocess.run(args, capture_output=True, text=True, check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -76,9 +79,17 @@ def test_helm_lint_strict(helm: str, chart: Path) -> None:
         ("flotilla-service:defaults", ["ingress.alb.shceme=internal"], ["shceme", "additional propert"]),
         ("flotilla-service:defaults", ["mesh.provider=appmesh"], ["/mesh/provider", "must be one of"]),
         ("flotilla-service:defaults", ["server.drainSeconds=soon"], ["drainSeconds", "integer"]),
-        ("flotilla-service:defaults", ["upstreams.catalog.retries.attemps=2"], ["attemps", "additional propert"]),
+        (
+            "flotilla-service:defaults",
+            ["upstreams.catalog.retries.attemps=2"],
+            ["attemps", "additional propert"],
+        ),
         ("flotilla:defaults", ["catalog.replicaCont=3"], ["catalog", "replicaCont"]),
-        ("flotilla:defaults", ["devDependencies.postgress.enabled=true"], ["postgress", "additional propert"]),
+        (
+            "flotilla:defaults",
+            ["devDependencies.postgress.enabled=true"],
+            ["postgress", "additional propert"],
+        ),
     ],
 )
 def test_schema_rejects_typos_and_wrong_types(
@@ -107,15 +118,17 @@ def test_values_files_match_their_schema() -> None:
 def _merge(base: dict, override: dict) -> dict:
     out = dict(base)
     for key, value in override.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out
 
 
 def _objects_without_additional_properties(schema: dict, path: str = "") -> list[str]:
     bad = []
-    if schema.get("type") == "object" and "properties" in schema and path != "/global":
-        if schema.get("additionalProperties") is not False:
-            bad.append(path or "/")
+    closable = schema.get("type") == "object" and "properties" in schema and path != "/global"
+    if closable and schema.get("additionalProperties") is not False:
+        bad.append(path or "/")
     for key, sub in schema.get("properties", {}).items():
         bad += _objects_without_additional_properties(sub, f"{path}/{key}")
     for sub in (schema.get("items"), schema.get("additionalProperties")):
@@ -136,13 +149,18 @@ def test_schema_closes_every_object(chart: Path) -> None:
 @pytest.mark.parametrize("overlay", ["kind", "minikube"])
 def test_kustomize_overlay_is_valid(kubectl: str, crds: CrdIndex | None, overlay: str) -> None:
     proc = subprocess.run(
-        [kubectl, "kustomize", str(REPO / "k8s" / "overlays" / overlay)], capture_output=True, text=True
+        [kubectl, "kustomize", str(REPO / "k8s" / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     docs = parse(proc.stdout)
     kinds = {d["kind"] for d in docs}
     assert {"Namespace", "Deployment", "Service", "NetworkPolicy", "Ingress"} <= kinds
-    assert all(d["metadata"].get("namespace", "flotilla") == "flotilla" for d in docs if d["kind"] != "Namespace")
+    assert all(
+        d["metadata"].get("namespace", "flotilla") == "flotilla" for d in docs if d["kind"] != "Namespace"
+    )
     assert not [d for d in docs if d["kind"] == "Pod"], "helm test pods do not belong in a kustomize render"
     for kube in KUBE_VERSIONS:
         errors, _ = _check(docs, kube, crds)
@@ -173,14 +191,23 @@ def test_skaffold_config(schemas_dir: Path | None) -> None:
         assert release["setValueTemplates"][f"{service}.image.repository"] == f"{{{{.IMAGE_REPO_{key}}}}}"
         assert release["setValueTemplates"][f"{service}.image.tag"] == f"{{{{.IMAGE_TAG_{key}}}}}"
     assert config["portForward"] == [
-        {"resourceType": "service", "resourceName": "gateway", "namespace": "flotilla", "port": 80, "localPort": 8080}
+        {
+            "resourceType": "service",
+            "resourceName": "gateway",
+            "namespace": "flotilla",
+            "port": 80,
+            "localPort": 8080,
+        }
     ]
     profiles = {p["name"]: p for p in config["profiles"]}
     assert set(profiles) == {"kind", "minikube", "eks"}
     assert profiles["kind"]["build"]["local"]["push"] is False
     assert profiles["eks"]["build"]["local"]["push"] is True
-    assert {"op": "replace", "path": "/deploy/helm/releases/0/valuesFiles",
-            "value": ["charts/flotilla/values-eks.yaml"]} in profiles["eks"]["patches"]
+    assert {
+        "op": "replace",
+        "path": "/deploy/helm/releases/0/valuesFiles",
+        "value": ["charts/flotilla/values-eks.yaml"],
+    } in profiles["eks"]["patches"]
     if schemas_dir is None:
         pytest.skip("FLOTILLA_SCHEMAS_DIR unset: skaffold.yaml not validated against skaffold's schema")
     schema = json.loads((schemas_dir / "skaffold-v4beta14.json").read_text())

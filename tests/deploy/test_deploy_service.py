@@ -1,4 +1,4 @@
-"""Behaviour of the generic flotilla-service chart: security, probes, shutdown, EKS wiring, the mesh policy."""
+"""The generic flotilla-service chart: security, probes, shutdown, EKS wiring, the mesh policy."""
 
 from __future__ import annotations
 
@@ -14,7 +14,12 @@ CATALOG_POLICY = yaml.safe_load(
 cart:
   timeoutSeconds: 2
   retries: {attempts: 3, perTryTimeoutSeconds: 1, retryOn: [connect-failure, "502", "503", "504", "429"]}
-  circuitBreaker: {consecutiveFailures: 5, openSeconds: 30, halfOpenMaxCalls: 2, maxConnections: 100, maxPendingRequests: 100}
+  circuitBreaker:
+    consecutiveFailures: 5
+    openSeconds: 30
+    halfOpenMaxCalls: 2
+    maxConnections: 100
+    maxPendingRequests: 100
   outlierDetection: {consecutive5xx: 5, intervalSeconds: 10, baseEjectionSeconds: 30, maxEjectionPercent: 50}
   bulkhead: {maxConcurrent: 20}
 pricing:
@@ -103,7 +108,10 @@ def test_environment_contract(renderer: Renderer) -> None:
         "K8S_NODE_NAME": "spec.nodeName",
     }
     assert {"name": "FLOTILLA_SERVICE_VERSION", "value": "1.4.2"} in app["env"]
-    assert app["envFrom"] == [{"configMapRef": {"name": "catalog"}}, {"secretRef": {"name": "catalog-external"}}]
+    assert app["envFrom"] == [
+        {"configMapRef": {"name": "catalog"}},
+        {"secretRef": {"name": "catalog-external"}},
+    ]
     assert app["image"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com/flotilla/catalog:1.4.2"
 
 
@@ -179,7 +187,9 @@ def _istio_policy(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
     vs = one(docs, "VirtualService", f"catalog-to-{name}")
     assert vs["spec"]["hosts"] == [host]
     route = vs["spec"]["http"][0]
-    assert route["match"] == [{"sourceLabels": {"app.kubernetes.io/name": "catalog", "app.kubernetes.io/instance": "svc"}}]
+    assert route["match"] == [
+        {"sourceLabels": {"app.kubernetes.io/name": "catalog", "app.kubernetes.io/instance": "svc"}}
+    ]
     assert route["route"][0]["destination"]["host"] == host
     out: dict[str, Any] = {"timeoutSeconds": _seconds(route["timeout"])}
     r = route["retries"]
@@ -242,7 +252,10 @@ def test_envoy_sidecar_fronts_the_app(renderer: Renderer) -> None:
     assert app["socket_address"] == {"address": "127.0.0.1", "port_value": 8000}
     assert bootstrap["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
     service = one(docs, "Service")
-    assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]} == {"http": "envoy-in", "metrics": "http"}
+    assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]} == {
+        "http": "envoy-in",
+        "metrics": "http",
+    }
 
 
 def test_lattice_route_and_target_group_policy(renderer: Renderer) -> None:
@@ -251,7 +264,12 @@ def test_lattice_route_and_target_group_policy(renderer: Renderer) -> None:
     assert route["spec"]["parentRefs"][0]["kind"] == "Gateway"
     assert route["spec"]["parentRefs"][0]["name"] == "flotilla"
     assert route["spec"]["hostnames"] == ["catalog.flotilla.internal"]
-    assert route["spec"]["rules"][0]["backendRefs"][0] == {"group": "", "kind": "Service", "name": "catalog", "port": 80}
+    assert route["spec"]["rules"][0]["backendRefs"][0] == {
+        "group": "",
+        "kind": "Service",
+        "name": "catalog",
+        "port": 80,
+    }
     assert route["spec"]["rules"][0]["timeouts"] == {"request": "5s"}
     tgp = one(docs, "TargetGroupPolicy", "catalog")
     assert tgp["spec"]["targetRef"] == {"group": "", "kind": "Service", "name": "catalog"}
@@ -264,7 +282,9 @@ def test_only_the_chosen_mesh_is_rendered(renderer: Renderer, provider: str) -> 
     kinds = {d["kind"] for d in everything(renderer, provider)}
     assert ("VirtualService" in kinds) == (provider == "istio")
     assert ("HTTPRoute" in kinds) == (provider == "lattice")
-    assert any(d["metadata"]["name"] == "catalog-envoy" for d in everything(renderer, provider)) == (provider == "envoy")
+    assert any(d["metadata"]["name"] == "catalog-envoy" for d in everything(renderer, provider)) == (
+        provider == "envoy"
+    )
 
 
 def test_alb_ingress(renderer: Renderer) -> None:
@@ -310,13 +330,15 @@ def test_pod_identity_binds_the_service_account_to_the_created_role(renderer: Re
     trust = json.loads(role["spec"]["assumeRolePolicyDocument"])
     assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
     assert role["spec"]["policyRefs"] == [{"from": {"name": "notifications"}}]
-    assert "eks.amazonaws.com/role-arn" not in (one(docs, "ServiceAccount").get("metadata", {}).get("annotations") or {})
+    assert "eks.amazonaws.com/role-arn" not in (
+        one(docs, "ServiceAccount").get("metadata", {}).get("annotations") or {}
+    )
 
 
 def test_missing_role_fails_with_a_clear_message(renderer: Renderer) -> None:
     from deploy_support import HelmError
 
-    with pytest.raises(HelmError, match="iam.roleArn is required when iam.mode is irsa"):
+    with pytest.raises(HelmError, match=r"iam\.roleArn is required when iam\.mode is irsa"):
         renderer.render(CELLS["flotilla-service:defaults"], "1.35", ["iam.mode=irsa"])
 
 
@@ -328,7 +350,10 @@ def test_least_privilege_policy_matches_the_resources(renderer: Renderer) -> Non
     queue = arn.format("sqs", "flotilla-staging-order-events")
     assert grants["ConsumeOrderEvents"][1] == [queue]
     assert "sqs:SendMessage" not in grants["ConsumeOrderEvents"][0]
-    assert grants["PublishNotificationsSent"] == (["sns:Publish"], [arn.format("sns", "flotilla-staging-notifications-sent")])
+    assert grants["PublishNotificationsSent"] == (
+        ["sns:Publish"],
+        [arn.format("sns", "flotilla-staging-notifications-sent")],
+    )
     table = arn.format("dynamodb", "table/flotilla-staging-notification-log")
     assert grants["TableNotificationLog"][1] == [table, f"{table}/index/*"]
     assert grants["PutEventsFlotillaStaging"][0] == ["events:PutEvents"]
@@ -338,7 +363,9 @@ def test_least_privilege_policy_matches_the_resources(renderer: Renderer) -> Non
     redrive = json.loads(queues["flotilla-staging-order-events"]["spec"]["redrivePolicy"])
     assert redrive == {"deadLetterTargetArn": queue + "-dlq", "maxReceiveCount": 4}
     sns_send = json.loads(queues["flotilla-staging-order-events"]["spec"]["policy"])["Statement"][0]
-    assert sns_send["Condition"]["ArnEquals"]["aws:SourceArn"] == [arn.format("sns", "flotilla-staging-orders")]
+    assert sns_send["Condition"]["ArnEquals"]["aws:SourceArn"] == [
+        arn.format("sns", "flotilla-staging-orders")
+    ]
     sub = one(docs, "Subscription")
     assert json.loads(sub["spec"]["filterPolicy"]) == {"event_type": ["OrderPlaced", "OrderCancelled"]}
     table_doc = one(docs, "Table")
@@ -411,10 +438,15 @@ def test_standard_labels_everywhere(renderer: Renderer) -> None:
 def test_observability(renderer: Renderer) -> None:
     docs = everything(renderer, "none")
     sm = one(docs, "ServiceMonitor")
-    assert sm["spec"]["endpoints"][0]["port"] == "metrics" and sm["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert (
+        sm["spec"]["endpoints"][0]["port"] == "metrics" and sm["spec"]["endpoints"][0]["path"] == "/metrics"
+    )
     collector = one(docs, "OpenTelemetryCollector")
     config = collector["spec"]["config"]
-    assert config["exporters"]["otlphttp/xray"]["traces_endpoint"] == "https://xray.eu-west-1.amazonaws.com/v1/traces"
+    assert (
+        config["exporters"]["otlphttp/xray"]["traces_endpoint"]
+        == "https://xray.eu-west-1.amazonaws.com/v1/traces"
+    )
     assert config["exporters"]["otlphttp/xray"]["auth"] == {"authenticator": "sigv4auth/xray"}
     assert config["extensions"]["sigv4auth/xray"] == {"region": "eu-west-1", "service": "xray"}
     assert config["service"]["pipelines"]["metrics"]["exporters"] == ["prometheusremotewrite/amp"]
@@ -424,6 +456,9 @@ def test_observability(renderer: Renderer) -> None:
 
 def test_cloud_map_registration(renderer: Renderer) -> None:
     service = one(everything(renderer, "none"), "Service")
-    assert service["metadata"]["annotations"]["external-dns.alpha.kubernetes.io/hostname"] == "catalog.flotilla.internal"
+    assert (
+        service["metadata"]["annotations"]["external-dns.alpha.kubernetes.io/hostname"]
+        == "catalog.flotilla.internal"
+    )
     docs = everything(renderer, "none", "discovery.cloudMap.mechanism=mcsController")
     assert one(docs, "ServiceExport")["metadata"]["name"] == "catalog"

@@ -1,4 +1,4 @@
-"""Behaviour of the store (umbrella) chart: exactly the allowed network flows, mesh routes per host, targets."""
+"""The store (umbrella) chart: exactly the allowed network flows, mesh routes per host, targets."""
 
 from __future__ import annotations
 
@@ -30,10 +30,13 @@ def _port_ok(rule: Doc, port: int) -> bool:
     return "ports" not in rule or any(p.get("port") == port for p in rule["ports"])
 
 
-def _allowed(policies: list[Doc], direction: str, pod: dict[str, str], peer: dict[str, str], port: int) -> bool:
-    """NetworkPolicy semantics: isolated in a direction once any policy selects the pod for it; rules add up."""
+def _allowed(
+    policies: list[Doc], direction: str, pod: dict[str, str], peer: dict[str, str], port: int
+) -> bool:
+    """NetworkPolicy semantics: a pod is isolated once a policy selects it; the rules add up."""
     selecting = [
-        p for p in policies
+        p
+        for p in policies
         if _matches(p["spec"]["podSelector"], pod) and direction.capitalize() in p["spec"]["policyTypes"]
     ]
     if not selecting:
@@ -41,12 +44,15 @@ def _allowed(policies: list[Doc], direction: str, pod: dict[str, str], peer: dic
     key, peers = ("ingress", "from") if direction == "ingress" else ("egress", "to")
     return any(
         _port_ok(rule, port) and any(_peer_matches(x, peer, NAMESPACE) for x in rule.get(peers, []))
-        for p in selecting for rule in p["spec"].get(key) or []
+        for p in selecting
+        for rule in p["spec"].get(key) or []
     )
 
 
 def _pods(docs: list[Doc]) -> dict[str, dict[str, str]]:
-    return {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in find(docs, "Deployment")}
+    return {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in find(docs, "Deployment")
+    }
 
 
 def _can_connect(docs: list[Doc], src: str, dst: str, port: int) -> bool:
@@ -88,12 +94,19 @@ def test_every_service_can_resolve_dns(renderer: Renderer) -> None:
     dns = {"k8s-app": "kube-dns"}
     policies = find(docs, "NetworkPolicy")
     for name, labels in _pods(docs).items():
-        rules = [r for p in policies if _matches(p["spec"]["podSelector"], labels) for r in p["spec"].get("egress") or []]
+        rules = [
+            r
+            for p in policies
+            if _matches(p["spec"]["podSelector"], labels)
+            for r in p["spec"].get("egress") or []
+        ]
         assert any(
-            _port_ok(r, 53) and any(
+            _port_ok(r, 53)
+            and any(
                 _matches(x.get("podSelector", {}), dns)
                 and _matches(x.get("namespaceSelector", {}), {"kubernetes.io/metadata.name": "kube-system"})
-                for x in r.get("to", []) if "podSelector" in x
+                for x in r.get("to", [])
+                if "podSelector" in x
             )
             for r in rules
         ), name
@@ -146,10 +159,12 @@ def test_targets_differ_where_they_should(renderer: Renderer) -> None:
     eks = renderer.render(CELLS["flotilla:eks"])
     assert one(kind, "ConfigMap", "cart")["data"]["FLOTILLA_AWS_ENDPOINT_URL"] == "http://moto:5000"
     assert "FLOTILLA_AWS_ENDPOINT_URL" not in one(eks, "ConfigMap", "cart")["data"]
-    assert one(eks, "ServiceAccount", "cart")["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(
-        ":role/flotilla-prod-cart"
-    )
-    images = {c["image"] for d in find(eks, "Deployment") for c in d["spec"]["template"]["spec"]["containers"]}
+    assert one(eks, "ServiceAccount", "cart")["metadata"]["annotations"][
+        "eks.amazonaws.com/role-arn"
+    ].endswith(":role/flotilla-prod-cart")
+    images = {
+        c["image"] for d in find(eks, "Deployment") for c in d["spec"]["template"]["spec"]["containers"]
+    }
     assert all(i.startswith("123456789012.dkr.ecr.eu-west-1.amazonaws.com/flotilla/") for i in images)
     assert one(kind, "Deployment", "gateway")["spec"]["replicas"] == 1
     assert one(eks, "OpenTelemetryCollector", "flotilla-otel")
