@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -241,7 +242,8 @@ class _QueueLoop:
         }
         if self.consumer.visibility_timeout is not None:
             request["VisibilityTimeout"] = self.consumer.visibility_timeout
-        messages: list[dict[str, Any]] = self.sqs.receive_message(**request).get("Messages", [])
+        with suppress_instrumentation():  # an idle long poll every 20 s is not a trace anyone wants
+            messages: list[dict[str, Any]] = self.sqs.receive_message(**request).get("Messages", [])
         return messages
 
     def _release_slots(self, count: int) -> None:
@@ -362,9 +364,10 @@ class _QueueLoop:
 
     def _change_visibility(self, message: dict[str, Any], seconds: int) -> None:
         try:
-            self.sqs.change_message_visibility(
-                QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=seconds
-            )
+            with suppress_instrumentation():
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=seconds
+                )
         except Exception as err:  # the receipt may have expired; the message comes back on its own
             log.warning("could not delay message %s on %s: %s", message["MessageId"], self.label, err)
 
@@ -408,7 +411,8 @@ class _QueueLoop:
     def _delete_batch(self, batch: list[tuple[str, str]]) -> None:
         entries = [{"Id": str(i), "ReceiptHandle": receipt} for i, (_, receipt) in enumerate(batch)]
         try:
-            result = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            with suppress_instrumentation():
+                result = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
         except Exception as err:
             log.warning(
                 "deleting %d messages from %s failed (they will be redelivered): %s",
@@ -455,7 +459,10 @@ class _QueueLoop:
                 for i, (_, receipt) in enumerate(chunk)
             ]
             try:
-                result = self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
+                with suppress_instrumentation():
+                    result = self.sqs.change_message_visibility_batch(
+                        QueueUrl=self.queue_url, Entries=entries
+                    )
             except Exception as err:
                 log.warning(
                     "changing visibility of %d messages on %s failed: %s", len(chunk), self.label, err
@@ -473,7 +480,10 @@ class _QueueLoop:
         """Readiness: the queue answers (and the poller is running)."""
         if not self._poller.is_alive() and not self.stopping.is_set():
             raise RuntimeError(f"poller for {self.label} is not running")
-        self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+        with suppress_instrumentation():
+            self.sqs.get_queue_attributes(
+                QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+            )
 
 
 class ConsumerRunner:

@@ -226,6 +226,7 @@ def test_redelivered_event_has_exactly_one_effect(
 
     harness.run(consumer(queue, lambda e: effects.append(e.id), idempotency=store, concurrency=1))
     send(sqs, queue, once, once, other)
+    eventually(lambda: len(effects) == 2, what="two distinct events handled")
     eventually(lambda: queue_depth(sqs, queue.url) == 0, what="all three messages deleted")
     send(sqs, queue, once)
     eventually(
@@ -251,5 +252,6 @@ def test_failed_handler_releases_its_claim_for_the_retry(
 
     harness.run(consumer(queue, flaky, idempotency=postgres_store(engine)))
     send(sqs, queue, event())
+    eventually(lambda: len(calls) == 2, what="the retry to run the handler again")
     eventually(lambda: queue_depth(sqs, queue.url) == 0, what="the retried message deleted")
     assert len(calls) == 2
