@@ -5,6 +5,10 @@ process's own CPU time (``time.process_time``) is what each call costs the calle
 ServiceClient that is discovery, deadline, breaker, bulkhead, retry bookkeeping, span and metrics
 on top of the same httpx call. Rounds alternate the variants and medians are reported, since this
 shared machine's speed drifts between runs.
+
+A second measurement uses httpx's in-memory ``MockTransport`` (no socket, no server): loopback
+network CPU varies by more than the overhead itself, and without it the difference is the client
+code alone.
 """
 
 from __future__ import annotations
@@ -80,6 +84,50 @@ def _measure(call: Callable[[], object], n: int) -> tuple[float, float]:
     return (time.process_time() - cpu0) / n * 1e6, (time.perf_counter() - wall0) / n * 1e6
 
 
+def _alternate(
+    variants: dict[str, Callable[[], object]], rounds: int, calls: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """CPU and wall µs per call of each variant, one entry per round; the order flips every round."""
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    for call in variants.values():
+        _measure(call, WARMUP)
+    for i in range(rounds):
+        order = list(variants.items())
+        for name, call in order if i % 2 == 0 else reversed(order):
+            c, w = _measure(call, calls)
+            cpu[name].append(c)
+            wall[name].append(w)
+    return cpu, wall
+
+
+def _in_memory() -> dict[str, list[float]]:
+    import httpx
+
+    from flotilla.discovery import StaticResolver
+    from flotilla.http import ServiceClient
+    from flotilla.http.policy import ClientSettings
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"ok": True}))
+    bare = httpx.Client(transport=transport)
+    client = ServiceClient(
+        settings=ClientSettings(), resolver=StaticResolver({"sample": "http://sample"}), transport=transport
+    )
+    try:
+        cpu, _ = _alternate(
+            {
+                "bare httpx.Client": lambda: bare.get("http://sample/ping").raise_for_status(),
+                "flotilla ServiceClient": lambda: client.get("sample", "/ping").raise_for_status(),
+            },
+            ROUNDS,
+            2000,
+        )
+        return cpu
+    finally:
+        bare.close()
+        client.close()
+
+
 def run() -> str:
     import httpx
 
@@ -95,17 +143,8 @@ def run() -> str:
             "bare httpx.Client": lambda: bare.get(url + "/ping").raise_for_status(),
             "flotilla ServiceClient": lambda: client.get("sample", "/ping").raise_for_status(),
         }
-        cpu: dict[str, list[float]] = {name: [] for name in variants}
-        wall: dict[str, list[float]] = {name: [] for name in variants}
         try:
-            for call in variants.values():
-                _measure(call, WARMUP)
-            for i in range(ROUNDS):
-                order = list(variants.items())
-                for name, call in order if i % 2 == 0 else reversed(order):
-                    c, w = _measure(call, CALLS)
-                    cpu[name].append(c)
-                    wall[name].append(w)
+            cpu, wall = _alternate(variants, ROUNDS, CALLS)
         finally:
             bare.close()
             client.close()
@@ -127,6 +166,15 @@ def run() -> str:
         lines.append(f"| {name} | {c:.0f} | {w:.0f} | {overhead} |")
     spread = {name: f"{min(v):.0f} to {max(v):.0f}" for name, v in cpu.items()}
     lines += ["", "CPU µs/call range over rounds: " + "; ".join(f"{n}: {r}" for n, r in spread.items()) + "."]
+    mem = _in_memory()
+    mem_base = statistics.median(mem["bare httpx.Client"])
+    mem_client = statistics.median(mem["flotilla ServiceClient"])
+    lines += [
+        "",
+        f"Without the network (httpx `MockTransport`, {ROUNDS} alternating rounds of 2000 calls, medians): "
+        f"bare httpx.Client {mem_base:.0f} µs/call, ServiceClient {mem_client:.0f} µs/call, so the client "
+        f"code itself costs {mem_client - mem_base:.0f} µs of CPU per call.",
+    ]
     return "\n".join(lines)
 
 
