@@ -30,7 +30,9 @@ def machine() -> str:
     except OSError:
         pass
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     return (
         f"- Machine: {os.cpu_count()} CPUs ({cpu}), {mem_gib:.0f} GiB RAM, {platform.system()} "
         f"{platform.release()}, Python {platform.python_version()}; a shared, noisy virtual machine.\n"
@@ -40,8 +42,11 @@ def machine() -> str:
 
 def main(argv: list[str]) -> int:
     chosen = argv or SECTIONS
-    parts = ["# Benchmarks\n", "Written by `make bench` (`python -m bench`); numbers below are from the last run.\n",
-             machine()]
+    parts = [
+        "# Benchmarks\n",
+        "Written by `make bench` (`python -m bench`); numbers below are from the last run.\n",
+        machine(),
+    ]
     failed = 0
     for name in chosen:
         module = importlib.import_module(f"bench.{name}")

@@ -30,14 +30,22 @@ def stock() -> Flask:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-    from prometheus_client import multiprocess
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        CollectorRegistry,
+        Counter,
+        Histogram,
+        generate_latest,
+        multiprocess,
+    )
 
     from flotilla.tracing.exporter import JsonLinesSpanExporter
 
     provider = TracerProvider(resource=Resource.create({"service.name": "stock"}))
     provider.add_span_processor(
-        BatchSpanProcessor(JsonLinesSpanExporter(os.environ.get("BENCH_TRACE_FILE", "/tmp/bench-stock.jsonl")))
+        BatchSpanProcessor(
+            JsonLinesSpanExporter(os.environ.get("BENCH_TRACE_FILE", "/tmp/bench-stock.jsonl"))
+        )
     )
     trace.set_tracer_provider(provider)
     requests_total = Counter("http_requests_total", "requests", ["method", "endpoint", "status"])

@@ -13,7 +13,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,10 +35,26 @@ class Variant:
 
     def command(self, port: int) -> list[str]:
         if self.name == "flotilla":
-            return [sys.executable, "-m", "flotilla.cli", "serve", "sample", "--bind", f"127.0.0.1:{port}", "--workers", "2"]
+            return [
+                sys.executable,
+                "-m",
+                "flotilla.cli",
+                "serve",
+                "sample",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+            ]
         return [
-            sys.executable, "-m", "gunicorn", *GUNICORN, "--bind", f"127.0.0.1:{port}",
-            "--no-control-socket", f"bench.apps:{self.name}()",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            *GUNICORN,
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--no-control-socket",
+            f"bench.apps:{self.name}()",
         ]
 
 
@@ -89,8 +104,11 @@ def run() -> str:
             for variant in VARIANTS:
                 result, cpu_us = measure(variant, Path(tmp))
                 runs[variant.name].append((result, cpu_us))
-                print(f"  round {round_no + 1} {variant.name:9s} {result.rps:8.0f} req/s  {cpu_us:6.0f} us CPU/req"
-                      f"  p50 {result.p50_ms:.2f} ms  p99 {result.p99_ms:.2f} ms", flush=True)
+                print(
+                    f"  round {round_no + 1} {variant.name:9s} {result.rps:8.0f} req/s  {cpu_us:6.0f} us CPU/req"
+                    f"  p50 {result.p50_ms:.2f} ms  p99 {result.p99_ms:.2f} ms",
+                    flush=True,
+                )
     med = {
         name: {
             "rps": statistics.median(r.rps for r, _ in rs),

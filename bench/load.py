@@ -37,7 +37,9 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 def _wrk(url: str, seconds: float, connections: int) -> LoadResult:
     out = subprocess.run(
         ["wrk", "-t", "2", "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "--latency", url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     elapsed = re.search(r"requests in ([\d.]+)(\w+),", out)

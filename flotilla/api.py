@@ -10,7 +10,8 @@ import inspect
 from typing import Any
 
 from flask import Response, current_app, jsonify, request
-from flask_openapi3 import Info, OpenAPI
+from flask_openapi3.models.info import Info
+from flask_openapi3.openapi import OpenAPI
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from flotilla.errors import ProblemError, validation_problem

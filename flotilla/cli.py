@@ -22,7 +22,7 @@ class CommandFailed(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click reads it from the instance
 
     def show(self, file: Any = None) -> None:
         click.echo(f"flotilla: {self.format_message()}", err=True)
@@ -109,7 +109,9 @@ def config(service: str) -> None:
 
 
 @main.command()
-@click.option("--file", "path", type=click.Path(path_type=Path), help="span file (default FLOTILLA_TRACE_FILE).")
+@click.option(
+    "--file", "path", type=click.Path(path_type=Path), help="span file (default FLOTILLA_TRACE_FILE)."
+)
 @click.option("-n", "--limit", default=5, show_default=True, help="how many recent traces.")
 @click.option("--trace-id", help="show only this trace.")
 def traces(path: Path | None, limit: int, trace_id: str | None) -> None:

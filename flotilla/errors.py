@@ -27,7 +27,7 @@ class ProblemError(Exception):
         title: str,
         detail: str | None = None,
         *,
-        type: str = "about:blank",  # noqa: A002 - the RFC's name for it
+        type: str = "about:blank",
         headers: dict[str, str] | None = None,
         **extensions: Any,
     ) -> None:
@@ -45,7 +45,7 @@ def problem_response(
     title: str,
     detail: str | None = None,
     *,
-    type: str = "about:blank",  # noqa: A002
+    type: str = "about:blank",
     headers: dict[str, str] | None = None,
     **extensions: Any,
 ) -> Response:
@@ -68,7 +68,9 @@ def validation_problem(err: ValidationError, location: str | None = None) -> Res
         parts = [str(p) for p in item["loc"]]
         if location:
             parts.insert(0, location)
-        errors.append({"field": ".".join(parts) or location or "", "message": item["msg"], "type": item["type"]})
+        errors.append(
+            {"field": ".".join(parts) or location or "", "message": item["msg"], "type": item["type"]}
+        )
     return problem_response(
         422,
         "Request validation failed",
@@ -93,7 +95,7 @@ class Problems:
         app.extensions["flotilla.errors"] = self
         app.register_error_handler(ProblemError, self._problem)
         app.register_error_handler(HTTPException, self._http)
-        app.register_error_handler(ValidationError, lambda err: validation_problem(err))
+        app.register_error_handler(ValidationError, validation_problem)
         app.register_error_handler(Exception, self._crash)
 
     def _problem(self, err: ProblemError) -> Response:

@@ -41,7 +41,9 @@ class Redactor:
 
     def add(self, *values: str) -> None:
         with self._lock:
-            self._secrets = tuple(sorted(set(self._secrets) | {v for v in values if v}, key=len, reverse=True))
+            self._secrets = tuple(
+                sorted(set(self._secrets) | {v for v in values if v}, key=len, reverse=True)
+            )
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
@@ -95,7 +97,9 @@ class JsonFormatter(logging.Formatter):
 
 def _iso(created: float) -> str:
     seconds = int(created)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((created - seconds) * 1000):03d}Z"
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int((created - seconds) * 1000):03d}Z"
+    )
 
 
 QUIET_LIBRARIES = {"botocore": "WARNING", "boto3": "WARNING", "urllib3": "WARNING", "werkzeug": "INFO"}

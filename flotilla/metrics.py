@@ -127,7 +127,9 @@ class Metrics:
                 return wsgi_app(environ, captured)
             finally:
                 route = environ.get(ROUTE_KEY, UNMATCHED_ROUTE)
-                http.observe(environ.get("REQUEST_METHOD", ""), route, captured.status, time.perf_counter() - t0)
+                http.observe(
+                    environ.get("REQUEST_METHOD", ""), route, captured.status, time.perf_counter() - t0
+                )
                 http.ended()
 
         return handle

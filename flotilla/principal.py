@@ -18,6 +18,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import current_app, g, request
+from werkzeug.datastructures import Headers
 
 from flotilla.errors import ProblemError
 
@@ -62,7 +63,10 @@ def sign(principal: Principal, secret: str, now: float | None = None) -> dict[st
 
 
 def verify(
-    headers: Mapping[str, str], secret: str, now: float | None = None, max_age: float = MAX_AGE_SECONDS
+    headers: Mapping[str, str] | Headers,
+    secret: str,
+    now: float | None = None,
+    max_age: float = MAX_AGE_SECONDS,
 ) -> Principal | None:
     """The principal if the headers carry a valid, fresh signature; ``None`` otherwise."""
     subject, signature, issued = headers.get(SUBJECT), headers.get(SIGNATURE), headers.get(ISSUED)

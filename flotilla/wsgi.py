@@ -37,7 +37,9 @@ class Captured:
 
     __slots__ = ("_start_response", "extra_headers", "length", "status")
 
-    def __init__(self, start_response: Callable[..., Any], extra_headers: list[tuple[str, str]] | None = None):
+    def __init__(
+        self, start_response: Callable[..., Any], extra_headers: list[tuple[str, str]] | None = None
+    ):
         self._start_response = start_response
         self.status = 500
         self.length = 0
@@ -55,4 +57,4 @@ class Captured:
 
 
 def wrap(app: Flask, middleware: Callable[[WSGIApp], WSGIApp]) -> None:
-    app.wsgi_app = middleware(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = middleware(app.wsgi_app)  # type: ignore[method-assign,assignment]

@@ -98,7 +98,8 @@ def _build(cls: type[S], overlay: dict[str, str], origin: dict[str, str]) -> S:
         return origin.get(field) or f"{prefix}{field}".upper()
 
     try:
-        return cls(**overlay)
+        values: dict[str, Any] = dict(overlay)
+        return cls(**values)
     except ValidationError as err:
         raise describe(err, key_for, frozenset(secret_fields(cls))) from None
 

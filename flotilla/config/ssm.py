@@ -15,9 +15,7 @@ class ParameterStore:
     ``clock`` is injectable so tests can move time instead of sleeping.
     """
 
-    def __init__(
-        self, client: Any, ttl: float = 300.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, client: Any, ttl: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
         self._ttl = ttl
         self._clock = clock

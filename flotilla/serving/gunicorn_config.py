@@ -50,7 +50,8 @@ graceful_timeout = _env_int("FLOTILLA_GRACEFUL_TIMEOUT", 20)
 max_requests = _env_int("FLOTILLA_MAX_REQUESTS", 2000)
 max_requests_jitter = _env_int("FLOTILLA_MAX_REQUESTS_JITTER", 200)
 # Heartbeat files on tmpfs: on a disk-backed /tmp a slow fsync can get workers killed as hung.
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+_SHM = "/dev/shm"  # noqa: S108 - gunicorn's heartbeat files, not temporary data
+worker_tmp_dir = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else None
 # gunicorn >= 25 opens a control socket under $HOME or the working directory by default, which a
 # read-only root filesystem refuses: keep it off unless a path is asked for.
 _control = os.environ.get("FLOTILLA_CONTROL_SOCKET", "")

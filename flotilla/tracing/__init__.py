@@ -14,4 +14,11 @@ from flotilla.tracing.provider import (
 )
 from flotilla.tracing.server import Tracing
 
-__all__ = ["Tracing", "TracingConfig", "add_span_processor", "init_tracing", "span_processor", "tracer_provider"]
+__all__ = [
+    "Tracing",
+    "TracingConfig",
+    "add_span_processor",
+    "init_tracing",
+    "span_processor",
+    "tracer_provider",
+]

@@ -73,7 +73,11 @@ class Tracing:
             span = spans.start(
                 method,
                 parent,
-                {"http.request.method": method, "url.path": path, "url.scheme": environ.get("wsgi.url_scheme", "http")},
+                {
+                    "http.request.method": method,
+                    "url.path": path,
+                    "url.scheme": environ.get("wsgi.url_scheme", "http"),
+                },
             )
             token = context.attach(trace.set_span_in_context(span, parent))
             captured = Captured(start_response)

@@ -80,7 +80,11 @@ class ServerSpan(trace.Span):
         self._status = status if isinstance(status, Status) else Status(status, description)
 
     def record_exception(
-        self, exception: BaseException, attributes: Any = None, timestamp: int | None = None, escaped: bool = False
+        self,
+        exception: BaseException,
+        attributes: Any = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
     ) -> None:
         event_attributes: dict[str, AttributeValue] = {
             "exception.type": type(exception).__qualname__,
@@ -117,7 +121,9 @@ class ServerSpan(trace.Span):
 class ServerSpans:
     """Starts server spans the way the SDK tracer would: parent, sampler decision, ids, flags."""
 
-    def __init__(self, provider: TracerProvider, processor: SpanProcessor, name: str = "flotilla.http.server"):
+    def __init__(
+        self, provider: TracerProvider, processor: SpanProcessor, name: str = "flotilla.http.server"
+    ):
         self.sampler = provider.sampler
         self.ids = provider.id_generator
         self.resource = provider.resource
@@ -136,7 +142,9 @@ class ServerSpans:
             trace_id,
             self.ids.generate_span_id(),
             is_remote=False,
-            trace_flags=TraceFlags(TraceFlags.SAMPLED if result.decision.is_sampled() else TraceFlags.DEFAULT),
+            trace_flags=TraceFlags(
+                TraceFlags.SAMPLED if result.decision.is_sampled() else TraceFlags.DEFAULT
+            ),
             trace_state=result.trace_state,
         )
         if not result.decision.is_recording():

@@ -58,7 +58,9 @@ def test_invalid_secret_is_reported_without_its_value(monkeypatch: pytest.Monkey
 
 def test_platform_rejects_bad_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLOTILLA_TRACE_SAMPLE_RATIO", "1.5")
-    with pytest.raises(ConfigError, match="FLOTILLA_TRACE_SAMPLE_RATIO: input should be less than or equal to 1"):
+    with pytest.raises(
+        ConfigError, match="FLOTILLA_TRACE_SAMPLE_RATIO: input should be less than or equal to 1"
+    ):
         load_platform()
 
 
@@ -124,7 +126,13 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     import os
 
     return subprocess.run(
-        [*FLOTILLA, *args], capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})}, timeout=60
+        [*FLOTILLA, *args],
+        capture_output=True,
+        check=False,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=60,
     )
 
 

@@ -37,7 +37,9 @@ def test_413_for_a_body_over_the_cap(client: Any) -> None:
 
 
 def test_415_for_a_non_json_body(client: Any) -> None:
-    body = assert_problem(client.post("/echo", data="text=hi", content_type="application/x-www-form-urlencoded"), 415)
+    body = assert_problem(
+        client.post("/echo", data="text=hi", content_type="application/x-www-form-urlencoded"), 415
+    )
     assert "application/json" in body["detail"]
 
 

@@ -38,7 +38,12 @@ def test_server_span_continues_the_w3c_trace(client: Any, spans: InMemorySpanExp
 
 
 def test_server_span_continues_the_alb_xray_header(client: Any, spans: InMemorySpanExporter) -> None:
-    client.get("/ping", headers={"X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"})
+    client.get(
+        "/ping",
+        headers={
+            "X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+        },
+    )
     (span,) = [s for s in spans.get_finished_spans() if s.name == "GET /ping"]
     assert format(span.context.trace_id, "032x") == "5759e988bd862e3fe1be46a994272793"
     assert format(span.parent.span_id, "016x") == "53995c3f42cd8ad8"
@@ -56,7 +61,9 @@ def test_health_and_metrics_are_not_traced(client: Any, spans: InMemorySpanExpor
     assert [s.name for s in spans.get_finished_spans()] == ["GET /ping"]
 
 
-def test_server_error_marks_span_and_logs_trace_id(app: Any, client: Any, spans: InMemorySpanExporter, logs: Any) -> None:
+def test_server_error_marks_span_and_logs_trace_id(
+    app: Any, client: Any, spans: InMemorySpanExporter, logs: Any
+) -> None:
     @app.get("/explode")
     def explode() -> None:
         raise RuntimeError("database password=hunter2 leaked in message")
