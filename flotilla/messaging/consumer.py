@@ -118,7 +118,9 @@ class ConsumerMetrics:
 
 @dataclass
 class _InFlight:
-    receipt: str
+    """One received message whose handler hasn't finished, keyed by receipt handle (unique per receive)."""
+
+    message_id: str
     received_at: float
     visible_until: float
     key: str | None = None
@@ -146,7 +148,6 @@ class _QueueLoop:
         self.ack_linger = ack_linger
         self.queue_url = ""
         self.visibility = consumer.visibility_timeout or 30
-        self.last_receive_error: BaseException | None = None
         self._slots = threading.Semaphore(consumer.concurrency)
         self._submit_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(consumer.concurrency, thread_name_prefix=f"consume-{self.label}")
@@ -207,11 +208,9 @@ class _QueueLoop:
                 wanted += 1
             try:
                 messages = self._receive(wanted)
-                self.last_receive_error = None
                 errors = 0
             except Exception as err:
                 self._release_slots(wanted)
-                self.last_receive_error = err
                 errors += 1
                 log.warning("receive from %s failed: %s", self.label, err)
                 self.stopping.wait(min(30.0, 0.5 * 2**errors))
@@ -227,8 +226,8 @@ class _QueueLoop:
                     self._m_received.inc()
                     self._m_in_flight.inc()
                     with self._in_flight_lock:
-                        self._in_flight[message["MessageId"]] = _InFlight(
-                            message["ReceiptHandle"], now, now + self.visibility
+                        self._in_flight[message["ReceiptHandle"]] = _InFlight(
+                            message["MessageId"], now, now + self.visibility
                         )
                     self._pool.submit(self._process, message)
 
@@ -265,7 +264,7 @@ class _QueueLoop:
             log.exception("consumer %s could not finish message %s", self.label, message.get("MessageId"))
         finally:
             with self._in_flight_lock:
-                self._in_flight.pop(message["MessageId"], None)
+                self._in_flight.pop(message["ReceiptHandle"], None)
             self.metrics.processed.labels(self.metrics.service, self.label, outcome).inc()
             self._m_in_flight.dec()
             self._slots.release()
@@ -317,8 +316,8 @@ class _QueueLoop:
                     self._change_visibility(message, math.ceil(claim.retry_after) + 1)
                     return "busy"
                 with self._in_flight_lock:
-                    if message_id in self._in_flight:
-                        self._in_flight[message_id].key = key
+                    if message["ReceiptHandle"] in self._in_flight:
+                        self._in_flight[message["ReceiptHandle"]].key = key
             started = time.perf_counter()
             try:
                 self.consumer.handler(event)
@@ -436,16 +435,16 @@ class _QueueLoop:
         now = time.monotonic()
         due: list[tuple[str, _InFlight]] = []
         with self._in_flight_lock:
-            for message_id, entry in self._in_flight.items():
+            for receipt, entry in self._in_flight.items():
                 if entry.visible_until - now >= self.visibility / 2:
                     continue
                 if now - entry.received_at + self.visibility > MAX_VISIBILITY_SECONDS:
                     continue  # SQS won't extend past 12 h from receipt; the message will be redelivered
                 entry.visible_until = now + self.visibility
-                due.append((message_id, entry))
+                due.append((receipt, entry))
         if not due:
             return
-        self._change_visibility_batch([(mid, e.receipt) for mid, e in due], self.visibility)
+        self._change_visibility_batch([(e.message_id, receipt) for receipt, e in due], self.visibility)
         store = self.consumer.idempotency
         if store is not None:
             for key in [entry.key for _, entry in due if entry.key is not None]:
