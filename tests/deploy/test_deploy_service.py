@@ -20,11 +20,12 @@ cart:
     halfOpenMaxCalls: 2
     maxConnections: 100
     maxPendingRequests: 100
-  outlierDetection: {consecutive5xx: 5, intervalSeconds: 10, baseEjectionSeconds: 30, maxEjectionPercent: 50}
+  outlierDetection:
+    {consecutive5xxErrors: 5, intervalSeconds: 10, baseEjectionSeconds: 30, maxEjectionPercent: 50}
   bulkhead: {maxConcurrent: 20}
 pricing:
   timeoutSeconds: 0.5
-  retries: {attempts: 1, retryOn: [reset, "503"]}
+  retries: {attempts: 1, retryOn: [connect-failure, "503"]}
 """
 )
 MESHES = ["none", "envoy", "istio", "lattice"]
@@ -141,12 +142,16 @@ def test_upstream_policy_reaches_the_client_once(renderer: Renderer, provider: s
     assert " " not in env["FLOTILLA_UPSTREAMS"], "compact JSON"
     mesh_retries = provider in ("envoy", "istio")
     assert env["FLOTILLA_CLIENT_RETRIES"] == ("false" if mesh_retries else "true")
-    urls = json.loads(env["FLOTILLA_UPSTREAM_URLS"])
-    expected = {
+    static = {
         "envoy": {"cart": "http://127.0.0.1:15001", "pricing": "http://127.0.0.1:15002"},
         "lattice": {"cart": "http://cart.flotilla.internal", "pricing": "http://pricing.flotilla.internal"},
-    }.get(provider, {n: f"http://{n}.flotilla.svc.cluster.local:80" for n in ("cart", "pricing")})
-    assert urls == expected
+    }
+    if provider in static:
+        assert env["FLOTILLA_DISCOVERY"] == "static"
+        assert json.loads(env["FLOTILLA_DISCOVERY_STATIC"]) == static[provider]
+    else:
+        assert env["FLOTILLA_DISCOVERY"] == "kubernetes"
+        assert env["FLOTILLA_DISCOVERY_PORT"] == "80"
 
 
 def _seconds(duration: str) -> float:
@@ -174,7 +179,7 @@ def _envoy_policy(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
     if "outlier_detection" in cluster:
         o = cluster["outlier_detection"]
         out["outlierDetection"] = {
-            "consecutive5xx": o["consecutive_5xx"],
+            "consecutive5xxErrors": o["consecutive_5xx"],
             "intervalSeconds": _seconds(o["interval"]),
             "baseEjectionSeconds": _seconds(o["base_ejection_time"]),
             "maxEjectionPercent": o["max_ejection_percent"],
@@ -208,7 +213,7 @@ def _istio_policy(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
     if "outlierDetection" in tp:
         o = tp["outlierDetection"]
         out["outlierDetection"] = {
-            "consecutive5xx": o["consecutive5xxErrors"],
+            "consecutive5xxErrors": o["consecutive5xxErrors"],
             "intervalSeconds": _seconds(o["interval"]),
             "baseEjectionSeconds": _seconds(o["baseEjectionTime"]),
             "maxEjectionPercent": o["maxEjectionPercent"],

@@ -166,10 +166,18 @@ Non-secret environment as a map (name -> string). One source for the ConfigMap a
   "FLOTILLA_FORWARDED_ALLOW_IPS" $s.forwardedAllowIps
   "PROMETHEUS_MULTIPROC_DIR" "/tmp/flotilla-metrics"
   "FLOTILLA_UPSTREAMS" (toJson .Values.upstreams)
-  "FLOTILLA_UPSTREAM_URLS" (include "flotilla-service.upstreamUrls" .)
   "FLOTILLA_CLIENT_RETRIES" (ternary "false" "true" (eq (include "flotilla-service.meshRetries" .) "true"))
   "FLOTILLA_MESH_PROVIDER" (include "flotilla-service.meshProvider" .)
 -}}
+{{- /* Discovery (docs/discovery.md): cluster DNS, or fixed addresses when calls go through envoy or Lattice. */}}
+{{- $provider := include "flotilla-service.meshProvider" . -}}
+{{- if or (eq $provider "envoy") (and (eq $provider "lattice") .Values.mesh.lattice.domain) }}
+{{- $_ := set $data "FLOTILLA_DISCOVERY" "static" -}}
+{{- $_ := set $data "FLOTILLA_DISCOVERY_STATIC" (include "flotilla-service.upstreamUrls" .) -}}
+{{- else }}
+{{- $_ := set $data "FLOTILLA_DISCOVERY" "kubernetes" -}}
+{{- $_ := set $data "FLOTILLA_DISCOVERY_PORT" (toString .Values.service.port) -}}
+{{- end }}
 {{- with .Values.aws.endpointUrl }}{{- $_ := set $data "FLOTILLA_AWS_ENDPOINT_URL" . -}}{{- end }}
 {{- with include "flotilla-service.otlpEndpoint" . }}{{- $_ := set $data "OTEL_EXPORTER_OTLP_ENDPOINT" . -}}{{- end }}
 {{- range $k, $v := .Values.config }}{{- $_ := set $data $k (toString $v) -}}{{- end }}

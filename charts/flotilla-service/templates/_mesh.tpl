@@ -65,7 +65,7 @@ circuit_breakers:
 {{- end }}
 {{- with $p.outlierDetection }}
 outlier_detection:
-  consecutive_5xx: {{ .consecutive5xx }}
+  consecutive_5xx: {{ .consecutive5xxErrors }}
   interval: {{ include "flotilla-service.duration" .intervalSeconds }}
   base_ejection_time: {{ include "flotilla-service.duration" .baseEjectionSeconds }}
   max_ejection_percent: {{ .maxEjectionPercent }}
@@ -153,7 +153,7 @@ connectionPool:
 {{- end }}
 {{- with $p.outlierDetection }}
 outlierDetection:
-  consecutive5xxErrors: {{ .consecutive5xx }}
+  consecutive5xxErrors: {{ .consecutive5xxErrors }}
   interval: {{ include "flotilla-service.duration" .intervalSeconds }}
   baseEjectionTime: {{ include "flotilla-service.duration" .baseEjectionSeconds }}
   maxEjectionPercent: {{ .maxEjectionPercent }}
