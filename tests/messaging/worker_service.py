@@ -12,15 +12,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import sqlalchemy as sa
 from pydantic import Field
 
-from flotilla import Service
-from flotilla.config import ServiceSettings
+from flotilla import Service, aws
+from flotilla.config import ServiceSettings, load_platform
 from flotilla.messaging.consumer import Consumer
-from flotilla.messaging.envelope import CloudEvent, to_json
+from flotilla.messaging.envelope import CloudEvent
 from flotilla.messaging.outbox import OutboxRelay, outbox_table
+from flotilla.messaging.publishers import SnsPublisher
 from flotilla.messaging.retry import Backoff
 
 
@@ -66,16 +66,14 @@ def consumers(settings: Settings) -> Iterable[Consumer]:
 
 
 class JournalledSnsPublisher:
-    """Publishes to SNS, then journals it; can hang right after one publish so a test kills it there."""
+    """The chassis SNS publisher, journalling each publish; hangs right after one so a test can kill it there."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.sns: Any = boto3.client(
-            "sns", endpoint_url=os.environ["FLOTILLA_AWS_ENDPOINT_URL"], region_name="us-east-1"
-        )
+        self.sns = SnsPublisher(aws.client("sns", load_platform()), settings.topic_arn)
 
     def publish(self, event: CloudEvent) -> None:
-        self.sns.publish(TopicArn=self.settings.topic_arn, Message=to_json(event))
+        self.sns.publish(event)
         journal(self.settings.journal, f"published {event.id}")
         if event.id == self.settings.hang_after_publishing:
             time.sleep(600)  # published but not yet marked sent: the test SIGKILLs us here
