@@ -51,6 +51,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "outbox-relay": "flotilla.messaging.cli:outbox_relay",
     "provision": "flotilla.resources.cli:provision",
     "iam-policy": "flotilla.resources.cli:iam_policy",
+    "migrate": "flotilla.db.cli:migrate",
+    "seed": "flotilla.db.cli:seed",
     "token": "flotilla.auth.cli:token",
     "dev-issuer": "flotilla.auth.cli:dev_issuer",
 }
