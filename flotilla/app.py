@@ -10,6 +10,7 @@ from flotilla.api import ChassisAPI, create_api
 from flotilla.config.settings import PlatformSettings, load_platform, secret_values
 from flotilla.errors import Problems
 from flotilla.health import Health
+from flotilla.http.deadline import Deadlines
 from flotilla.logs import configure_logging, redactor
 from flotilla.metrics import Metrics
 from flotilla.requestlog import RequestLog
@@ -41,6 +42,7 @@ def create_app(
     app.extensions["flotilla.settings"] = settings
     Health(app)
     Problems(app)
+    Deadlines(app)
     Metrics(app, service=service, version=platform.service_version)
     RequestLog(app, enabled=platform.access_log)
     Tracing(app, config=TracingConfig.from_platform(service, platform))

@@ -10,15 +10,17 @@ expiry on its own monotonic clock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask
 
 from flotilla.errors import problem_response
 from flotilla.http.clock import SYSTEM_CLOCK, Clock
 from flotilla.http.errors import DeadlineExceeded
+from flotilla.wsgi import WSGIApp, wrap
 
 log = logging.getLogger(__name__)
 
@@ -124,28 +126,32 @@ class Deadlines:
 
     def init_app(self, app: Flask) -> None:
         app.extensions["flotilla.deadline"] = self
-        app.before_request(self._start)
-        app.teardown_request(self._end)
+        wrap(app, lambda wsgi_app: self._middleware(app, wsgi_app))
 
-    def _start(self) -> Response | None:
-        budget = parse_header(request.environ.get(_ENVIRON_KEY))
-        if budget is None and self.default_seconds is None:
-            return None
-        if budget is not None and budget <= 0:
-            return problem_response(
-                504,
-                "Deadline exceeded",
-                "the caller's deadline had passed when the request arrived",
-                type="urn:flotilla:problem:deadline-exceeded",
-            )
-        if budget is None:
-            deadline = Deadline.after(self.default_seconds or 0.0, self._clock)
-        else:
-            deadline = Deadline.after(budget, self._clock).earlier(self.default_seconds)
-        g._flotilla_deadline_token = _deadline_var.set(deadline)
-        return None
+    def _middleware(self, app: Flask, wsgi_app: WSGIApp) -> WSGIApp:
+        # WSGI middleware rather than Flask hooks, like the chassis' telemetry: no per-request
+        # hook dispatch on the common path (no deadline header, no default).
+        def handle(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            budget = parse_header(environ.get(_ENVIRON_KEY))
+            if budget is None and self.default_seconds is None:
+                return wsgi_app(environ, start_response)
+            if budget is not None and budget <= 0:
+                with app.request_context(environ):
+                    expired = problem_response(
+                        504,
+                        "Deadline exceeded",
+                        "the caller's deadline had passed when the request arrived",
+                        type="urn:flotilla:problem:deadline-exceeded",
+                    )
+                return expired(environ, start_response)
+            if budget is None:
+                deadline = Deadline.after(self.default_seconds or 0.0, self._clock)
+            else:
+                deadline = Deadline.after(budget, self._clock).earlier(self.default_seconds)
+            token = _deadline_var.set(deadline)
+            try:
+                return wsgi_app(environ, start_response)
+            finally:
+                _deadline_var.reset(token)
 
-    def _end(self, exc: BaseException | None) -> None:
-        token = g.pop("_flotilla_deadline_token", None)
-        if token is not None:
-            _deadline_var.reset(token)
+        return handle
