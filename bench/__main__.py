@@ -1,7 +1,8 @@
-"""``python -m bench [SECTION...]``: run benchmark sections and write docs/benchmarks.md.
+"""``python -m bench [SECTION...]``: run benchmark sections and update docs/benchmarks.md.
 
-Each section is a module in this package with ``TITLE`` and ``run() -> str`` (markdown). Sections
-that fail are reported in the document rather than stopping the others.
+Each section is a module in this package with ``TITLE`` and ``run() -> str`` (markdown). Running a
+subset replaces only those sections in the document; a section that fails is reported there
+instead of stopping the others.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ import datetime
 import importlib
 import os
 import platform
+import re
 import subprocess
 import sys
 import traceback
 from pathlib import Path
 
-SECTIONS = ["chassis_overhead"]
+SECTIONS = ["chassis_overhead", "client_overhead", "consumer_throughput", "gateway_hop", "image_sizes"]
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+HEADER = "# Benchmarks\n\nWritten by `make bench` (`python -m bench [section...]`).\n"
 
 
 def machine() -> str:
@@ -34,29 +37,38 @@ def machine() -> str:
         ["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True
     ).stdout.strip()
     return (
-        f"- Machine: {os.cpu_count()} CPUs ({cpu}), {mem_gib:.0f} GiB RAM, {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}; a shared, noisy virtual machine.\n"
-        f"- Run: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC at commit {commit or 'unknown'}.\n"
+        f"_Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC at commit {commit or 'unknown'} on "
+        f"{os.cpu_count()} CPUs ({cpu}), {mem_gib:.0f} GiB RAM, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}: a shared, noisy virtual machine._"
     )
 
 
+def existing_sections() -> dict[str, str]:
+    if not OUTPUT.exists():
+        return {}
+    parts = re.split(r"^## ", OUTPUT.read_text(), flags=re.MULTILINE)[1:]
+    return {part.split("\n", 1)[0].strip(): "## " + part.rstrip() + "\n" for part in parts}
+
+
 def main(argv: list[str]) -> int:
-    chosen = argv or SECTIONS
-    parts = [
-        "# Benchmarks\n",
-        "Written by `make bench` (`python -m bench`); numbers below are from the last run.\n",
-        machine(),
-    ]
+    available = [name for name in SECTIONS if (Path(__file__).parent / f"{name}.py").exists()]
+    chosen = argv or available
+    sections = existing_sections()
     failed = 0
     for name in chosen:
         module = importlib.import_module(f"bench.{name}")
         print(f"== {module.TITLE}", flush=True)
         try:
-            parts.append(f"\n## {module.TITLE}\n\n{module.run().strip()}\n")
+            body = module.run().strip()
         except Exception:
             failed += 1
-            parts.append(f"\n## {module.TITLE}\n\nThis section failed:\n\n```\n{traceback.format_exc()}```\n")
-    OUTPUT.write_text("\n".join(parts))
+            body = f"This section failed:\n\n```\n{traceback.format_exc()}```"
+        sections[module.TITLE] = f"## {module.TITLE}\n\n{machine()}\n\n{body}\n"
+    order = [importlib.import_module(f"bench.{name}").TITLE for name in available]
+    ordered = [sections[t] for t in order if t in sections] + [
+        v for t, v in sections.items() if t not in order
+    ]
+    OUTPUT.write_text(HEADER + "\n" + "\n".join(ordered))
     print(f"wrote {OUTPUT}")
     return 1 if failed else 0
 
