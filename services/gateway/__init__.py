@@ -1,0 +1,14 @@
+"""gateway: the store's front door. Routes /api/<version>/<service>/... to upstream services after
+authenticating the caller (JWT or API key), checking the route's scope and throttling per client."""
+
+from flotilla import Service
+from services.gateway.settings import Settings
+
+
+def _create_app(settings: Settings):  # type: ignore[no-untyped-def]
+    from services.gateway.app import create_app
+
+    return create_app(settings)
+
+
+service = Service(name="gateway", settings=Settings, create_app=_create_app, description=__doc__ or "")

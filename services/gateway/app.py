@@ -1,0 +1,138 @@
+"""HTTP surface of the gateway: the proxy route, CORS and security headers, the aggregated API doc.
+
+Per request, in order: a CORS preflight is answered at once; the route is looked up (404); the
+caller is authenticated (401) and checked against the route's rule for the method (401/403); the
+client's bucket for the route is charged (429), and an API key's daily quota; then the request is
+forwarded with the caller's identity signed into ``X-Flotilla-*`` headers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Response, g, jsonify, request
+
+from flotilla import create_app as create_chassis_app
+from flotilla.app import health
+from flotilla.auth import JwksCache, TokenPolicy, TokenVerifier
+from flotilla.auth.dev_issuer import DEFAULT_CLIENT_ID, DEFAULT_URL, JWKS_PATH
+from flotilla.config import ConfigError, PlatformSettings, load_platform
+from flotilla.errors import ProblemError
+from flotilla.http import ServiceClient
+from flotilla.http.clock import SYSTEM_CLOCK, Clock
+from flotilla.principal import Principal, sign
+from services.gateway.auth import Authenticator, authorize
+from services.gateway.edge import ALLOWED_METHODS, Cors, Forwarding, secure
+from services.gateway.openapi import Aggregator
+from services.gateway.proxy import forward, upstream_path
+from services.gateway.settings import RouteSpec, Settings
+from services.gateway.throttle import Throttle
+
+log = logging.getLogger(__name__)
+
+PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def token_verifier(settings: Settings, platform: PlatformSettings, clock: Clock) -> TokenVerifier | None:
+    """The JWT verifier the settings ask for; locally, with no issuer set, the dev issuer's."""
+    issuer, client_ids = settings.jwt_issuer, settings.jwt_client_ids
+    if issuer is None and platform.env == "local":
+        issuer, client_ids = DEFAULT_URL, client_ids or [DEFAULT_CLIENT_ID]
+    if issuer is None:
+        log.warning("GATEWAY_JWT_ISSUER is not set: bearer tokens will be refused")
+        return None
+    jwks = JwksCache(
+        settings.jwks_url or issuer.rstrip("/") + JWKS_PATH,
+        ttl_seconds=settings.jwks_ttl_seconds,
+        min_refresh_seconds=settings.jwks_min_refresh_seconds,
+        clock=clock,
+    )
+    policy = TokenPolicy(
+        issuer=issuer,
+        client_ids=frozenset(client_ids),
+        audiences=frozenset(settings.jwt_audiences),
+        leeway_seconds=settings.jwt_leeway_seconds,
+    )
+    return TokenVerifier(policy, jwks, clock=clock)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    platform: PlatformSettings | None = None,
+    client: ServiceClient | None = None,
+    clock: Clock | None = None,
+) -> Any:
+    """The gateway app. ``client`` and ``clock`` are for tests: a client pointed at test upstreams,
+    a manual clock that freezes token buckets and key caches."""
+    settings = settings or Settings()
+    platform = platform or load_platform()
+    if platform.principal_secret is None:
+        raise ConfigError(
+            "FLOTILLA_PRINCIPAL_SECRET: is required by the gateway (services verify callers with it)"
+        )
+    secret = platform.principal_secret.get_secret_value()
+    app = create_chassis_app("gateway", settings, platform=platform, title="Store API gateway")
+    client = client or ServiceClient()
+    client.init_app(app)
+    verifier = token_verifier(settings, platform, clock or SYSTEM_CLOCK)
+    authenticator = Authenticator(verifier, settings.api_keys)
+    throttle = Throttle.from_settings(settings, clock)
+    cors = Cors(settings.cors_origins, settings.cors_max_age_seconds)
+    aggregator = Aggregator(
+        client,
+        settings.routes,
+        title="Store API",
+        version=platform.service_version,
+        cache_seconds=settings.openapi_cache_seconds,
+        clock=clock or SYSTEM_CLOCK,
+    )
+    checks = health(app)
+    if verifier is not None:
+        checks.add_check("jwks", verifier.jwks.check, critical=False)
+    if throttle.redis is not None:
+        checks.add_check("redis", throttle.redis.ping, critical=False)
+
+    forwarding = Forwarding(settings.trusted_proxies)
+
+    @app.before_request
+    def preflight() -> Response | None:
+        if Cors.is_preflight(request):
+            return cors.preflight(request)
+        return None
+
+    @app.after_request
+    def edge(response: Response) -> Response:
+        for name, value in g.get("rate_headers", {}).items():
+            response.headers.setdefault(name, value)
+        cors.decorate(request, response)
+        secure(response, https=forwarding.is_https(request), hsts_seconds=settings.hsts_seconds)
+        return response
+
+    def route_for(version: str, service: str) -> RouteSpec:
+        services = settings.routes.get(version)
+        if services is None:
+            raise ProblemError(404, "Not Found", f"no API version {version[:32]!r}")
+        route = services.get(service)
+        if route is None:
+            raise ProblemError(404, "Not Found", f"no service {service[:64]!r} in API {version}")
+        return route
+
+    def proxy(version: str, service: str, rest: str = "") -> Response:
+        route = route_for(version, service)
+        if request.method == "OPTIONS":
+            return Response(status=204, headers={"Allow": ALLOWED_METHODS + ", OPTIONS"})
+        caller = authenticator.authenticate(request.headers)
+        authorize(caller, route.rule_for(request.method))
+        route_key = f"{version}/{service}"
+        g.rate_headers = throttle.admit(caller, route_key, route, forwarding.client_ip(request))
+        extra = forwarding.headers(request, f"/api/{route_key}")
+        if not caller.anonymous:
+            extra |= sign(Principal(caller.subject, caller.scopes, caller.client), secret)
+        return forward(client, route.upstream, request, upstream_path(route.prefix, rest), extra)
+
+    app.add_url_rule("/api/<version>/<service>", "gateway_proxy_root", proxy, methods=PROXY_METHODS)
+    app.add_url_rule("/api/<version>/<service>/<path:rest>", "gateway_proxy", proxy, methods=PROXY_METHODS)
+    app.view_functions["flotilla_openapi"] = lambda: jsonify(aggregator.document())
+    return app
