@@ -100,9 +100,12 @@ def test_consumer_killed_mid_batch_loses_nothing(
     queue = make_queue(visibility=2, max_receive_count=5)
     events = [new_event("order.placed", {"n": n}, source="tests.orders") for n in range(30)]
     send(sqs, queue, events)
-    first = Worker("consume", tmp_path, aws_endpoint, queue=queue.name, handler_seconds=0.2, concurrency=4)
+    first = Worker("consume", tmp_path, aws_endpoint, queue=queue.name, stall_after=8, concurrency=4)
     workers.append(first)
-    eventually(lambda: len(first.lines("done")) >= 8, what="the first consumer to get going")
+    eventually(
+        lambda: len(first.lines("done")) == 8 and len(first.lines("start")) > 8,
+        what="eight events handled and more stuck mid-handler",
+    )
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(10)
     done_before = set(first.lines("done"))

@@ -6,6 +6,7 @@ test can kill the process at any point and still read exactly what happened befo
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ class Settings(ServiceSettings, env_prefix="WORKERTEST_"):
     journal: Path = Path("journal.log")
     handler_seconds: float = Field(0.0, ge=0)
     gate: Path | None = Field(None, description="handlers wait until this file exists (at most 60 s)")
+    stall_after: int | None = Field(None, description="after this many handled, handlers hang (to be killed)")
     concurrency: int = 4
     database_url: str = ""
     outbox_table: str = "flotilla_outbox"
@@ -46,8 +48,12 @@ def journal(path: Path, line: str) -> None:
 
 
 def consumers(settings: Settings) -> Iterable[Consumer]:
+    handled = itertools.count()
+
     def handle(event: CloudEvent) -> None:
         journal(settings.journal, f"start {event.id}")
+        if settings.stall_after is not None and next(handled) >= settings.stall_after:
+            time.sleep(600)  # mid-handler: the test SIGKILLs us here
         time.sleep(settings.handler_seconds)
         deadline = time.monotonic() + 60
         while settings.gate is not None and not settings.gate.exists() and time.monotonic() < deadline:
