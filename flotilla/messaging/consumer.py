@@ -138,6 +138,7 @@ class _QueueLoop:
         tracer: trace.Tracer,
         stopping: threading.Event,
         ack_linger: float,
+        fill_linger: float,
     ) -> None:
         self.consumer = consumer
         self.sqs = sqs
@@ -148,6 +149,7 @@ class _QueueLoop:
         self.ack_linger = ack_linger
         self.queue_url = ""
         self.visibility = consumer.visibility_timeout or 30
+        self.fill_linger = fill_linger
         self._slots = threading.Semaphore(consumer.concurrency)
         self._submit_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(consumer.concurrency, thread_name_prefix=f"consume-{self.label}")
@@ -204,7 +206,12 @@ class _QueueLoop:
             if not self._slots.acquire(timeout=0.5):
                 continue
             wanted = 1
-            while wanted < consumer.batch_size and self._slots.acquire(blocking=False):
+            # Let a few more workers come free before receiving: one receive call per freed worker
+            # would cost a round trip per message under load. Slow handlers lose at most this linger.
+            linger_until = time.monotonic() + self.fill_linger
+            while wanted < consumer.batch_size and self._slots.acquire(
+                timeout=max(0.0, linger_until - time.monotonic())
+            ):
                 wanted += 1
             try:
                 messages = self._receive(wanted)
@@ -492,6 +499,9 @@ class ConsumerRunner:
     (from a signal handler, say) stops polling; ``wait()`` returns once in-flight handlers have
     finished and their deletes are sent. ``poll_grace`` is how long ``wait`` gives a poller stuck
     in a long poll before leaving it (its late messages are returned to the queue at once).
+    ``ack_linger`` is how long a delete waits for others to share its batch call; ``fill_linger``
+    how long the poller waits for more free workers before a receive, so batches stay full under
+    load.
     """
 
     def __init__(
@@ -505,6 +515,7 @@ class ConsumerRunner:
         heartbeat_interval: float | None = None,
         cleanup_interval: float = 300.0,
         ack_linger: float = 0.05,
+        fill_linger: float = 0.02,
         poll_grace: float = 1.0,
     ) -> None:
         self.consumers: Sequence[Consumer] = list(consumers)
@@ -521,6 +532,7 @@ class ConsumerRunner:
                 tracer=tracer or trace.get_tracer("flotilla.messaging"),
                 stopping=self.stopping,
                 ack_linger=ack_linger,
+                fill_linger=fill_linger,
             )
             for c in self.consumers
         ]
