@@ -16,8 +16,10 @@ How orphans are prevented:
   lives as long as the supervisor (the main thread); grandchildren (gunicorn workers, Postgres
   backends) notice their parent's death themselves and exit;
 - each child's pid and start time are written to ``<pid_dir>/<name>.pid`` and removed when it is
-  reaped, so the next run can kill what a crashed run left (:func:`reap_stale`) without ever
-  hitting an unrelated process that reused a pid.
+  reaped. A watchdog process (``flotilla.localstack.watchdog``) kills every recorded group, workers
+  included, the moment the supervisor is gone however it died; the next run does the same for
+  anything still left (:func:`kill_recorded`). Matching on start times means an unrelated process
+  that reused a pid is never hit.
 """
 
 from __future__ import annotations
@@ -149,6 +151,8 @@ class Supervisor:
         self.stop_requested = threading.Event()
         self._console_lock = threading.Lock()
         self._colours: dict[str, str] = {}
+        self._watchdog: subprocess.Popen[bytes] | None = None
+        self._watchdog_pipe: int | None = None
         log_dir.mkdir(parents=True, exist_ok=True)
         if pid_dir is not None:
             pid_dir.mkdir(parents=True, exist_ok=True)
@@ -191,6 +195,7 @@ class Supervisor:
         """
         if self.stop_requested.is_set():
             raise Interrupted("stopping")
+        self._start_watchdog()
         log_path = self.log_dir / f"{spec.name}.log"
         log_path.write_bytes(b"")
         popen = subprocess.Popen(
@@ -294,12 +299,40 @@ class Supervisor:
         for child in self.children:
             _signal_group(child.pid, signal.SIGKILL)  # stragglers in the group, if any
             self._finish(child)
+        self._stop_watchdog()
 
     def _finish(self, child: Child) -> None:
         if child._pump is not None:
             child._pump.join(timeout=5)
         if self.pid_dir is not None:
             (self.pid_dir / f"{child.name}.pid").unlink(missing_ok=True)
+
+    def _start_watchdog(self) -> None:
+        """A helper that kills every recorded group if this process dies (``flotilla.localstack.watchdog``)."""
+        if self.pid_dir is None or self._watchdog is not None:
+            return
+        read_end, self._watchdog_pipe = os.pipe()
+        try:
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-m", "flotilla.localstack.watchdog", str(self.pid_dir)],
+                stdin=read_end,
+                # No parent-death signal here: it must outlive us to do its job; end-of-file ends it.
+                start_new_session=True,
+            )
+        finally:
+            os.close(read_end)
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog_pipe is not None:
+            os.close(self._watchdog_pipe)
+            self._watchdog_pipe = None
+        if self._watchdog is not None:
+            try:
+                self._watchdog.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._watchdog.kill()
+                self._watchdog.wait()
+            self._watchdog = None
 
     def _write_pid_file(self, child: Child) -> None:
         if self.pid_dir is not None:
@@ -361,11 +394,26 @@ def start_time(pid: int) -> int:
         return 0
 
 
-def reap_stale(pid_dir: Path) -> list[str]:
-    """Kill the process groups a previous run recorded and never reaped; the names of those killed.
+def group_members(pgid: int, not_before: int) -> list[int]:
+    """Live processes in process group ``pgid`` started at or after ``not_before`` (clock ticks).
 
-    A record is acted on only when the pid still belongs to the process that was started (same
-    start time), so a reused pid is left alone.
+    Everything a child starts inherits its group and starts after it, so this finds gunicorn
+    workers and Postgres backends even once the group leader itself is gone, and never a process
+    of an older group that happened to get the same number.
+    """
+    found = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and int(fields[19]) >= not_before:
+                found.append(int(stat_file.parent.name))
+    return found
+
+
+def kill_recorded(pid_dir: Path) -> list[str]:
+    """SIGKILL every process of the groups recorded in ``pid_dir``; the names of groups that had any.
+
+    Used by the watchdog when the supervisor dies, and by the next run for what a crashed run left.
     """
     killed: list[str] = []
     if not pid_dir.is_dir():
@@ -373,14 +421,16 @@ def reap_stale(pid_dir: Path) -> list[str]:
     for record in sorted(pid_dir.glob("*.pid")):
         with contextlib.suppress(ValueError, OSError):
             pid_text, start_text = record.read_text().split()
-            pid, start = int(pid_text), int(start_text)
-            if start and start_time(pid) == start:
-                _signal_group(pid, signal.SIGKILL)
+            members = group_members(int(pid_text), int(start_text)) if int(start_text) else []
+            for member in members:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(member, signal.SIGKILL)
+            if members:
                 killed.append(record.stem)
         record.unlink(missing_ok=True)
     return killed
 
 
 def process_alive(pid: int, started: int) -> bool:
-    """Whether ``pid`` is still the process that started at ``started`` ticks (see :func:`reap_stale`)."""
+    """Whether ``pid`` is still the process that started at ``started`` ticks (see :func:`kill_recorded`)."""
     return started != 0 and start_time(pid) == started

@@ -23,8 +23,8 @@ from flotilla.localstack.supervisor import (
     ProcessFailed,
     StackError,
     Supervisor,
+    kill_recorded,
     process_alive,
-    reap_stale,
 )
 
 TASK_TIMEOUT = 120.0
@@ -50,7 +50,7 @@ def run(options: Options, console: TextIO | None = None) -> int:
             f"a stack is already running from {state} (pid {running}): stop it first "
             f"(Ctrl-C in its terminal, or kill {running}), or pass another --state-dir"
         )
-    leftovers = reap_stale(state / "pids")
+    leftovers = kill_recorded(state / "pids")
     plan = make_plan(options)
     supervisor = Supervisor(
         plan.log_dir,
