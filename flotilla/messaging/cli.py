@@ -55,7 +55,8 @@ class _WorkerProcess:
         self._server: Any = None
 
     def factory(self, key: str, what: str) -> Callable[[Any], Any]:
-        found = self.svc.extras.get(key)
+        # A ``Service`` field of that name wins over ``extras`` once the Service grows one.
+        found = getattr(self.svc, key, None) or self.svc.extras.get(key)
         if not callable(found):
             raise CommandFailed(
                 f"{self.svc.name} declares no {what}: add extras={{{key!r}: factory}} to its Service",
