@@ -35,10 +35,10 @@ PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def token_verifier(settings: Settings, platform: PlatformSettings, clock: Clock) -> TokenVerifier | None:
-    """The JWT verifier the settings ask for; locally, with no issuer set, the dev issuer's."""
+    """The JWT verifier the settings ask for; locally, what is unset defaults to the dev issuer's."""
     issuer, client_ids = settings.jwt_issuer, settings.jwt_client_ids
-    if issuer is None and platform.env == "local":
-        issuer, client_ids = DEFAULT_URL, client_ids or [DEFAULT_CLIENT_ID]
+    if platform.env == "local":
+        issuer, client_ids = issuer or DEFAULT_URL, client_ids or [DEFAULT_CLIENT_ID]
     if issuer is None:
         log.warning("GATEWAY_JWT_ISSUER is not set: bearer tokens will be refused")
         return None

@@ -1,0 +1,166 @@
+"""Each way a credential can fail is a 401 (or 403 for a missing scope) problem+json; good ones pass,
+and the upstream sees only the identity the gateway signed."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+import requests
+
+from flotilla.auth import JwksCache
+from flotilla.http import ManualClock
+from flotilla.principal import verify
+from tests.gateway.conftest import AUDIENCE, SECRET
+from tests.gateway.helpers import (
+    assert_invalid_token,
+    assert_problem,
+    bearer,
+    claims,
+    current_kid,
+    hs256_with_public_key,
+    other_key,
+    signed,
+    unsigned,
+)
+
+CART = "/api/v1/cart/items"
+CATALOG_WRITE = "/api/v1/catalog/products"
+
+
+@pytest.fixture
+def url(gateway):
+    return gateway()
+
+
+def test_a_valid_access_token_reaches_the_upstream_as_a_signed_principal(url, issuer):
+    answer = requests.get(url + CART, headers=bearer(issuer.issue("alice", ["cart"])))
+    assert answer.status_code == 200, answer.text
+    seen = answer.json()["headers"]
+    assert "Authorization" not in seen
+    principal = verify(seen, SECRET)
+    assert principal is not None
+    assert (principal.subject, principal.scopes, principal.client) == (
+        "alice",
+        frozenset({"cart"}),
+        "store-web",
+    )
+
+
+def test_a_token_signed_by_another_key_is_refused(url, issuer):
+    token = signed(claims(issuer), other_key(), current_kid(issuer))
+    assert_invalid_token(requests.get(url + CART, headers=bearer(token)), "signature")
+
+
+def test_alg_none_is_refused(url, issuer):
+    token = unsigned(claims(issuer), current_kid(issuer))
+    assert_invalid_token(requests.get(url + CART, headers=bearer(token)), "algorithm 'none'")
+
+
+def test_hs256_keyed_with_the_public_key_is_refused(url, issuer):
+    token = hs256_with_public_key(claims(issuer), issuer)
+    assert_invalid_token(requests.get(url + CART, headers=bearer(token)), "algorithm 'HS256'")
+
+
+def test_an_expired_token_is_refused_beyond_the_leeway(url, issuer):
+    now = int(time.time())
+    within = signed(claims(issuer, iat=now - 700, exp=now - 10), *_signing(issuer))
+    assert requests.get(url + CART, headers=bearer(within)).status_code == 200
+    expired = signed(claims(issuer, iat=now - 700, exp=now - 120), *_signing(issuer))
+    assert_invalid_token(requests.get(url + CART, headers=bearer(expired)), "expired")
+
+
+def test_another_issuer_is_refused(url, issuer):
+    for iss in (issuer.url + "/", "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_other"):
+        token = signed(claims(issuer, iss=iss), *_signing(issuer))
+        assert_invalid_token(requests.get(url + CART, headers=bearer(token)), "another issuer")
+
+
+def test_an_access_token_for_another_client_is_refused(url, issuer):
+    token = issuer.issue("alice", ["cart"], client_id="someone-else")
+    assert_invalid_token(requests.get(url + CART, headers=bearer(token)), "another client")
+
+
+def test_id_tokens_are_checked_against_the_audience(url, issuer):
+    base = {"token_use": "id", "client_id": None, "scope": None, "cognito:groups": ["cart"]}
+    good = signed(claims(issuer, aud=AUDIENCE, **base), *_signing(issuer))
+    assert requests.get(url + CART, headers=bearer(good)).status_code == 200
+    wrong = signed(claims(issuer, aud="another-app", **base), *_signing(issuer))
+    assert_invalid_token(requests.get(url + CART, headers=bearer(wrong)), "another audience")
+
+
+def test_an_unexpected_token_use_is_refused(url, issuer):
+    token = signed(claims(issuer, token_use="refresh"), *_signing(issuer))
+    assert_invalid_token(requests.get(url + CART, headers=bearer(token)), "token_use")
+
+
+def test_a_missing_scope_is_403_with_the_scope_named(url, issuer):
+    answer = requests.post(url + CATALOG_WRITE, json={}, headers=bearer(issuer.issue("alice", ["cart"])))
+    body = assert_problem(answer, 403)
+    assert "admin" in body["detail"]
+    assert 'error="insufficient_scope"' in answer.headers["WWW-Authenticate"]
+    admin = requests.post(url + CATALOG_WRITE, json={}, headers=bearer(issuer.issue("root", ["admin"])))
+    assert admin.status_code == 200
+
+
+def test_no_credentials_on_a_protected_route_is_401_and_public_routes_stay_open(url):
+    answer = requests.get(url + CART)
+    assert_problem(answer, 401)
+    assert answer.headers["WWW-Authenticate"] == 'Bearer realm="flotilla"'
+    assert requests.get(url + "/api/v1/catalog/products").status_code == 200
+
+
+def test_a_malformed_token_on_a_public_route_is_still_401(url):
+    assert_invalid_token(requests.get(url + "/api/v1/catalog/x", headers=bearer("not-a-jwt")), "well-formed")
+
+
+def test_an_unknown_kid_is_refused_until_the_jwks_publishes_it(url, issuer):
+    stranger = other_key()
+    from flotilla.auth.dev_issuer import public_jwk
+
+    token = signed(claims(issuer), stranger, public_jwk(stranger.public_key())["kid"])
+    assert_invalid_token(requests.get(url + CART, headers=bearer(token)), "unknown signing key")
+    issuer.rotate()  # a new key appears in the JWKS; the gateway has not seen it
+    answer = requests.get(url + CART, headers=bearer(issuer.issue("alice", ["cart"])))
+    assert answer.status_code == 200, answer.text
+
+
+def test_unknown_kids_refetch_the_jwks_at_most_once_per_interval(issuer):
+    clock = ManualClock()
+    cache = JwksCache(issuer.url + "/.well-known/jwks.json", min_refresh_seconds=30, clock=clock)
+    cache.key(current_kid(issuer))
+    assert cache.fetches == 1
+    clock.advance(31)
+    for n in range(50):
+        with pytest.raises(Exception, match="unknown signing key"):
+            cache.key(f"made-up-{n}")
+    assert cache.fetches == 2  # the first unknown kid refetched; the other 49 did not
+    clock.advance(30)
+    with pytest.raises(Exception, match="unknown signing key"):
+        cache.key("made-up-again")
+    assert cache.fetches == 3
+    cache.close()
+
+
+def test_api_keys_good_bad_and_both_credentials(gateway, issuer):
+    url = gateway(
+        api_keys={"robot": {"sha256": hashlib.sha256(b"s3cret-key").hexdigest(), "scopes": ["admin"]}}
+    )
+    good = requests.post(url + CATALOG_WRITE, json={}, headers={"X-Api-Key": "s3cret-key"})
+    assert good.status_code == 200, good.text
+    principal = verify(good.json()["headers"], SECRET)
+    assert principal is not None and principal.subject == "apikey:robot" and principal.client == "robot"
+    assert "X-Api-Key" not in good.json()["headers"]
+    bad = requests.post(url + CATALOG_WRITE, json={}, headers={"X-Api-Key": "guess"})
+    assert_invalid_token(bad, "API key")
+    both = requests.get(
+        url + CART, headers={"X-Api-Key": "s3cret-key", **bearer(issuer.issue("a", ["cart"]))}
+    )
+    assert_problem(both, 401)
+
+
+def _signing(issuer):
+    """The issuer's current private key and kid, to sign hand-made claims with."""
+    key = issuer._signing_key()
+    return key, current_kid(issuer)
