@@ -55,6 +55,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "seed": "flotilla.db.cli:seed",
     "token": "flotilla.auth.cli:token",
     "dev-issuer": "flotilla.auth.cli:dev_issuer",
+    "api-key": "services.gateway.cli:api_key",
     "up": "flotilla.localstack.cli:up",
 }
 
