@@ -148,11 +148,21 @@ def fresh_postgres_dir(state_dir: Path, account: tuple[int, int] | None) -> Path
         wanted.mkdir(parents=True)
         target = wanted
     else:
-        target = Path(tempfile.mkdtemp(prefix="flotilla-postgres-"))
+        target = Path(tempfile.mkdtemp(prefix="flotilla-up-postgres-"))
         wanted.symlink_to(target, target_is_directory=True)
     if account is not None:
         os.chown(target, *account)
     return target / "data"
+
+
+def discard_outside_data(state_dir: Path) -> None:
+    """Remove a Postgres data directory kept outside the state dir (see :func:`fresh_postgres_dir`).
+
+    Nothing else would ever clean it: the temp dir has a random name.
+    """
+    link = state_dir / "postgres"
+    if link.is_symlink():
+        _remove(link)
 
 
 def _remove(path: Path) -> None:

@@ -9,6 +9,7 @@ for a process to die (everything stops, exit 1: a half-running stack only confus
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable
@@ -67,11 +68,13 @@ def run(options: Options, console: TextIO | None = None) -> int:
         except Interrupted:
             supervisor.say("stopping (interrupted while starting)")
             supervisor.stop()
+            backends.discard_outside_data(state)
             return 0
         except StackError as err:
             supervisor.say(f"start-up failed: {err}")
             supervisor.say("stopping everything")
             supervisor.stop()
+            backends.discard_outside_data(state)
             return 1
         (state / "stack.json").write_text(json.dumps(plan.describe(), indent=2) + "\n")
         supervisor.say(render(plan))
@@ -80,6 +83,7 @@ def run(options: Options, console: TextIO | None = None) -> int:
             supervisor.say(str(ProcessFailed(died, "while the stack was running")))
         supervisor.say("stopping")
         supervisor.stop()
+        backends.discard_outside_data(state)
         (state / "stack.json").unlink(missing_ok=True)
         supervisor.say("stopped")
         return 1 if died is not None else 0
@@ -95,7 +99,10 @@ def start(plan: Plan, supervisor: Supervisor, timeout: float) -> None:
     supervisor.start(backends.emulator(plan.emulator_port, plan.base_env()))
     postgres = plan.postgres
     if postgres is not None:
-        backends.fresh_postgres_dir(plan.state_dir, postgres.account)
+        # Through the real path: the account Postgres runs as may not reach it through the state dir.
+        postgres = dataclasses.replace(
+            postgres, data_dir=backends.fresh_postgres_dir(plan.state_dir, postgres.account)
+        )
         supervisor.run_task(postgres.initdb(plan.base_env()), TASK_TIMEOUT)
         supervisor.start(postgres.server(plan.base_env()))
     if plan.redis_port is not None and plan.redis_binary is not None:
