@@ -57,6 +57,19 @@ def token_verifier(settings: Settings, platform: PlatformSettings, clock: Clock)
     return TokenVerifier(policy, jwks, clock=clock)
 
 
+def principal_secret(platform: PlatformSettings) -> str | None:
+    """The key callers are signed with. Required outside ``local``; a local gateway without one still
+    routes (health checks, public reads) but forwards no identity, and says so once."""
+    if platform.principal_secret is not None:
+        return platform.principal_secret.get_secret_value()
+    if platform.env != "local":
+        raise ConfigError(
+            "FLOTILLA_PRINCIPAL_SECRET: is required by the gateway (services verify callers with it)"
+        )
+    log.warning("FLOTILLA_PRINCIPAL_SECRET is not set: callers are not forwarded to services")
+    return None
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -68,11 +81,7 @@ def create_app(
     a manual clock that freezes token buckets and key caches."""
     settings = settings or Settings()
     platform = platform or load_platform()
-    if platform.principal_secret is None:
-        raise ConfigError(
-            "FLOTILLA_PRINCIPAL_SECRET: is required by the gateway (services verify callers with it)"
-        )
-    secret = platform.principal_secret.get_secret_value()
+    secret = principal_secret(platform)
     app = create_chassis_app("gateway", settings, platform=platform, title="Store API gateway")
     client = client or ServiceClient()
     client.init_app(app)
@@ -128,7 +137,7 @@ def create_app(
         route_key = f"{version}/{service}"
         g.rate_headers = throttle.admit(caller, route_key, route, forwarding.client_ip(request))
         extra = forwarding.headers(request, f"/api/{route_key}")
-        if not caller.anonymous:
+        if secret and not caller.anonymous:
             extra |= sign(Principal(caller.subject, caller.scopes, caller.client), secret)
         return forward(client, route.upstream, request, upstream_path(route.prefix, rest), extra)
 

@@ -181,3 +181,13 @@ def test_openapi_aggregates_upstreams_under_their_prefixes_and_notes_the_missing
         {"route": "/api/v1/down", "upstream": "down", "error": "Upstream unreachable"}
     ]
     assert "/api/v1/down" in doc["info"]["description"]
+
+
+def test_without_a_principal_secret_only_a_local_gateway_starts_and_it_forwards_no_caller(gateway, issuer):
+    from flotilla.config import ConfigError
+
+    with pytest.raises(ConfigError, match="FLOTILLA_PRINCIPAL_SECRET"):
+        gateway(platform={"principal_secret": None, "env": "prod"})
+    url = gateway(platform={"principal_secret": None, "env": "local"})
+    seen = requests.get(url + "/api/v1/cart/items", headers=bearer(issuer.issue("alice", ["cart"]))).json()
+    assert not [name for name in seen["headers"] if name.lower().startswith("x-flotilla-s")]
