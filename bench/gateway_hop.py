@@ -62,7 +62,9 @@ def measure(url: str, connections: int) -> Sample:
     threads = str(min(2, connections))
     out = subprocess.run(
         ["wrk", "-t", threads, "-c", str(connections), "-d", f"{max(1, round(SECONDS))}s", "--latency", url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     elapsed = re.search(r"requests in ([\d.]+)(\w+),", out)
@@ -78,7 +80,9 @@ def measure(url: str, connections: int) -> Sample:
 @contextmanager
 def process(argv: list[str], env: dict[str, str], log: Path, ready_url: str) -> Iterator[None]:
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         wait_http(ready_url, proc)
         yield
@@ -144,11 +148,14 @@ def run() -> str:
         service_port, gateway_port = _free_port(), _free_port()
         service = f"http://127.0.0.1:{service_port}"
         cli = [sys.executable, "-m", "flotilla.cli", "serve"]
-        stack.enter_context(process(
-            [*cli, "sample", "--bind", f"127.0.0.1:{service_port}", "--workers", "2"],
-            {**base, "PROMETHEUS_MULTIPROC_DIR": str(work / "prom-sample")},
-            work / "sample.log", service + PATH,
-        ))
+        stack.enter_context(
+            process(
+                [*cli, "sample", "--bind", f"127.0.0.1:{service_port}", "--workers", "2"],
+                {**base, "PROMETHEUS_MULTIPROC_DIR": str(work / "prom-sample")},
+                work / "sample.log",
+                service + PATH,
+            )
+        )
         fronts["direct"] = service + PATH
         gateway_env = {
             **base,
@@ -162,17 +169,23 @@ def run() -> str:
             "GATEWAY_JWT_ISSUER": "http://127.0.0.1:9",
         }
         gateway = f"http://127.0.0.1:{gateway_port}/api/v1/sample{PATH}"
-        stack.enter_context(process(
-            [*cli, "gateway", "--bind", f"127.0.0.1:{gateway_port}", "--workers", "2"],
-            gateway_env, work / "gateway.log", gateway,
-        ))
+        stack.enter_context(
+            process(
+                [*cli, "gateway", "--bind", f"127.0.0.1:{gateway_port}", "--workers", "2"],
+                gateway_env,
+                work / "gateway.log",
+                gateway,
+            )
+        )
         fronts["gateway"] = gateway
         nginx = nginx_binary()
         if nginx:
             nginx_port = _free_port()
             config = nginx_config(work, nginx_port, service_port)
             url = f"http://127.0.0.1:{nginx_port}{PATH}"
-            stack.enter_context(process([nginx, "-c", str(config), "-p", str(work)], base, work / "nginx.log", url))
+            stack.enter_context(
+                process([nginx, "-c", str(config), "-p", str(work)], base, work / "nginx.log", url)
+            )
             fronts["nginx"] = url
         else:
             notes.append("nginx is not installed (`apt-get install nginx-light`): its rows are missing.")
@@ -183,8 +196,11 @@ def run() -> str:
                 for name, url in fronts.items():
                     sample = measure(url, connections)
                     samples.setdefault((name, connections), []).append(sample)
-                    print(f"  round {round_no + 1} c={connections} {name:8s} {sample.rps:7.0f} req/s "
-                          f"p50 {sample.p50:.2f} p90 {sample.p90:.2f} p99 {sample.p99:.2f} ms", flush=True)
+                    print(
+                        f"  round {round_no + 1} c={connections} {name:8s} {sample.rps:7.0f} req/s "
+                        f"p50 {sample.p50:.2f} p90 {sample.p90:.2f} p99 {sample.p99:.2f} ms",
+                        flush=True,
+                    )
     return _report(fronts, samples, notes)
 
 
@@ -217,7 +233,7 @@ def _report(fronts: dict[str, str], samples: dict[tuple[str, int], list[Sample]]
         f"`GET {PATH}` on the sample service (gunicorn 2 workers x 4 gthreads); the gateway with 2 workers, "
         f"a public route, discovery by a static map, throttling limits out of the way; nginx with one worker "
         f"and upstream keep-alive. Load from wrk on loopback, {SECONDS:.0f} s per run after a warm-up, "
-        f"{ROUNDS} rounds alternating the fronts; medians. \"Added\" is the front's figure minus the direct one "
+        f'{ROUNDS} rounds alternating the fronts; medians. "Added" is the front\'s figure minus the direct one '
         f"at the same load.",
         "",
         *rows,
