@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 
 
 class Worker:
-    """One ``flotilla <command> tests.messaging.worker_service:service`` process and its journal."""
+    """One ``flotilla <command> tests.messaging.worker_service:service [flags]`` process and its journal."""
 
     def __init__(self, command: str, tmp_path: Path, aws_endpoint: str, **settings: Any) -> None:
         self.port = free_port()
@@ -45,9 +45,10 @@ class Worker:
             "WORKERTEST_JOURNAL": str(self.journal),
         }
         env |= {f"WORKERTEST_{k.upper()}": str(v) for k, v in settings.items()}
-        self.log = (tmp_path / f"{command}-{self.port}.log").open("wb")
+        name, *flags = command.split()
+        self.log = (tmp_path / f"{name}-{self.port}.log").open("wb")
         self.proc = subprocess.Popen(
-            [*FLOTILLA, command, "tests.messaging.worker_service:service"],
+            [*FLOTILLA, name, "tests.messaging.worker_service:service", *flags],
             cwd=ROOT,
             env=env,
             stdout=self.log,
@@ -242,3 +243,46 @@ def test_relay_killed_mid_publish_resumes_without_loss_or_double_effect(
     assert set(trace_ids) == {expected_trace}, (
         "the consumer joins the trace of the request that wrote the outbox"
     )
+
+
+def test_consume_with_outbox_relay_runs_both_in_one_process(
+    sqs: Any,
+    make_queue: Any,
+    aws_endpoint: str,
+    database_url: str,
+    engine: sa.Engine,
+    tmp_path: Path,
+    workers: list[Worker],
+) -> None:
+    queue = make_queue(visibility=5)
+    sns = boto3.client("sns", endpoint_url=aws_endpoint, region_name="us-east-1")
+    topic = sns.create_topic(Name=unique("orders-events"))["TopicArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    table_name = unique("outbox").replace("-", "_")
+    table = outbox_table(sa.MetaData(), table_name)
+    table.create(engine)
+    events = [new_event("order.placed", {"n": n}, source="tests.orders") for n in range(5)]
+    with engine.begin() as conn:
+        for e in events:
+            add_event(conn, e, "events", table=table)
+
+    worker = Worker(
+        "consume --outbox-relay",
+        tmp_path,
+        aws_endpoint,
+        queue=queue.name,
+        database_url=database_url,
+        outbox_table=table_name,
+        topic_arn=topic,
+    )
+    workers.append(worker)
+    eventually(lambda: set(worker.lines("done")) == {e.id for e in events}, what="relayed events consumed")
+    checks = worker.get("/readyz").json()["checks"]  # type: ignore[union-attr]
+    assert set(checks) == {f"sqs:{queue.name}", "outbox:database"}
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.proc.wait(30) == 0
