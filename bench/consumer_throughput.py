@@ -194,7 +194,7 @@ def run() -> str:
     lines = [
         f"{MESSAGES} messages per round, {ROUNDS} rounds alternating the variants, medians. One "
         f"`ConsumerRunner` (batches of 10, {CONCURRENCY} workers) against a moto server in its own "
-        f"process, Postgres {postgres.kind} ({postgres.detail}).",
+        f"process, Postgres as a {postgres.kind} process or container on loopback.",
         "",
         "| variant | messages/s | consumer CPU per message |",
         "|---|---:|---:|",
