@@ -37,6 +37,8 @@ def load_service_config(service_name: str) -> tuple[Any, Any, Any]:
         service = load_service(service_name)
         platform = load_platform()
         settings = load_settings(service.settings, service=service.name, platform=platform)
+        if service.preflight is not None:
+            service.preflight(platform, settings)
     except UnknownService as err:
         raise CommandFailed(str(err), exit_code=2) from None
     except ConfigError as err:

@@ -23,6 +23,9 @@ class Service:
     create_app: Callable[[Any], Any]
     description: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
+    # Checks that need platform and service settings together (a secret required outside local,
+    # say). Run by the CLI before gunicorn forks; raise ConfigError to stop with one line, exit 2.
+    preflight: Callable[[Any, Any], None] | None = None
 
 
 class UnknownService(LookupError):

@@ -11,4 +11,12 @@ def _create_app(settings: Settings):  # type: ignore[no-untyped-def]
     return create_app(settings)
 
 
-service = Service(name="gateway", settings=Settings, create_app=_create_app, description=__doc__ or "")
+def _preflight(platform, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    from services.gateway.app import principal_secret
+
+    principal_secret(platform)
+
+
+service = Service(
+    name="gateway", settings=Settings, create_app=_create_app, description=__doc__ or "", preflight=_preflight
+)

@@ -164,3 +164,12 @@ def test_unknown_service_is_one_line() -> None:
     result = run_cli("config", "nosuch")
     assert result.returncode == 2
     assert result.stderr.strip() == "flotilla: no service named 'nosuch' (looked for module services.nosuch)"
+
+
+def test_gateway_without_principal_secret_outside_local_exits_2_before_forking() -> None:
+    result = run_cli("serve", "gateway", "--bind", "127.0.0.1:1", env={"FLOTILLA_ENV": "prod"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "flotilla: gateway: invalid configuration: FLOTILLA_PRINCIPAL_SECRET: is required by the gateway "
+        "(services verify callers with it)"
+    ]
