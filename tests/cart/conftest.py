@@ -2,7 +2,7 @@
 
 The catalog is the real app on a seeded Postgres database, served by werkzeug in a thread for this
 module: the cart reaches it through discovery and the ServiceClient exactly as it would in the
-stack. Each test gets its own FLOTILLA_ENV, so its own table on the shared moto server.
+stack. Each module gets its own FLOTILLA_ENV, so its own table on the shared moto server.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from flotilla.cli import main
 from services.cart.app import create_app
 from services.cart.settings import Settings
 from services.catalog.app import create_app as create_catalog
-from tests.catalog.support import SECRET, migrated_and_seeded, settings
+from tests.catalog.support import SECRET, caller, migrated_and_seeded, settings
 from tests.data.support import fresh_database
 
 
@@ -44,16 +44,26 @@ def catalog_url(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
             thread.join(5)
 
 
-@pytest.fixture
-def env_name() -> str:
-    return f"t{uuid.uuid4().hex[:8]}"
+@pytest.fixture(scope="module")
+def env_name(aws_endpoint: str) -> Iterator[str]:
+    """This module's environment on the shared moto server, its carts table provisioned once from
+    resources.yaml (tests keep apart by using their own user ids)."""
+    name = f"t{uuid.uuid4().hex[:8]}"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FLOTILLA_ENV", name)
+        env.setenv("FLOTILLA_AWS_ENDPOINT_URL", aws_endpoint)
+        env.setenv("FLOTILLA_AWS_REGION", "us-east-1")
+        env.delenv("FLOTILLA_SSM_ENABLED", raising=False)
+        result = CliRunner().invoke(main, ["provision", "cart"], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    yield name
 
 
 @pytest.fixture
 def cart_env(
     aws_endpoint: str, env_name: str, catalog_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> str:
-    """Platform settings for a cart in this test's own environment, its table provisioned."""
+    """Platform settings for a cart in this module's environment, finding the catalog by static discovery."""
     monkeypatch.setenv("FLOTILLA_ENV", env_name)
     monkeypatch.setenv("FLOTILLA_AWS_ENDPOINT_URL", aws_endpoint)
     monkeypatch.setenv("FLOTILLA_AWS_REGION", "us-east-1")
@@ -63,9 +73,18 @@ def cart_env(
     monkeypatch.setenv("FLOTILLA_DISCOVERY_STATIC", json.dumps({"catalog": catalog_url}))
     monkeypatch.delenv("FLOTILLA_UPSTREAMS", raising=False)
     monkeypatch.delenv("FLOTILLA_SSM_ENABLED", raising=False)
-    result = CliRunner().invoke(main, ["provision", "cart"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
     return env_name
+
+
+@pytest.fixture
+def alice() -> dict[str, str]:
+    """Headers of a shopper with the cart scope; a new user id per test."""
+    return caller(f"alice-{uuid.uuid4().hex[:8]}", "cart")
+
+
+@pytest.fixture
+def bob() -> dict[str, str]:
+    return caller(f"bob-{uuid.uuid4().hex[:8]}", "cart", "orders")
 
 
 @pytest.fixture
