@@ -10,4 +10,17 @@ def _create_app(settings: Settings):  # type: ignore[no-untyped-def]
     return create_app(settings)
 
 
-service = Service(name="cart", settings=Settings, create_app=_create_app, description=__doc__ or "")
+def _preflight(platform: object, settings: Settings) -> None:
+    """Stop start-up with one line (exit 2) when CART_TABLE names no table with a TTL in resources.yaml."""
+    from flotilla.config import ConfigError
+    from services.cart.store import ttl_attribute
+
+    try:
+        ttl_attribute(settings.table)
+    except LookupError as err:
+        raise ConfigError(f"CART_TABLE: {err}") from None
+
+
+service = Service(
+    name="cart", settings=Settings, create_app=_create_app, description=__doc__ or "", preflight=_preflight
+)

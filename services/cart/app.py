@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -21,25 +20,16 @@ from flotilla.app import health
 from flotilla.errors import ProblemError
 from flotilla.http import Deadlines, ServiceClient
 from flotilla.principal import current_principal, platform_secret, require_principal
-from flotilla.resources import load_spec, physical_name
+from flotilla.resources import physical_name
 from services.cart import api
 from services.cart.settings import Settings
-from services.cart.store import CartStore, LineItem, StoredCart, VersionConflict
+from services.cart.store import CartStore, LineItem, StoredCart, VersionConflict, ttl_attribute
 
 CART = Tag(name="cart")
 SCOPE = "cart"
 SERVICE = "cart"
-SPEC = Path(__file__).with_name("resources.yaml")
 WRITE_ATTEMPTS = 3  # read-modify-write retries on a concurrent change when the client sent no If-Match
 _ANY = -1  # If-Match: *
-
-
-def _ttl_attribute(table: str) -> str:
-    """The TTL attribute declared for ``table`` in resources.yaml: the spec is the one place it lives."""
-    declared = load_spec(SPEC).owns.tables.get(table)
-    if declared is None or declared.ttl_attribute is None:
-        raise RuntimeError(f"{SPEC}: owns.tables.{table} with a ttlAttribute is required by the cart")
-    return declared.ttl_attribute
 
 
 def create_app(settings: Settings | None = None) -> OpenAPI:
@@ -51,7 +41,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     store = CartStore(
         aws.client("dynamodb", platform),
         physical_name(platform.env, SERVICE, settings.table),
-        _ttl_attribute(settings.table),
+        ttl_attribute(settings.table),
         settings.ttl_days * 86400,
     )
 

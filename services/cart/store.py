@@ -19,10 +19,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from flotilla.resources import load_spec
+
+SPEC = Path(__file__).with_name("resources.yaml")
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -41,6 +45,14 @@ class StoredCart:
     version: int = 0  # 0: no item in the table yet
     items: dict[str, LineItem] = field(default_factory=dict)
     expires_at: int | None = None
+
+
+def ttl_attribute(table: str, spec: Path = SPEC) -> str:
+    """The TTL attribute declared for ``table`` in resources.yaml: the spec is the one place it lives."""
+    declared = load_spec(spec).owns.tables.get(table)
+    if declared is None or declared.ttl_attribute is None:
+        raise LookupError(f"{spec.name} declares no table {table!r} with a ttlAttribute")
+    return declared.ttl_attribute
 
 
 class VersionConflict(Exception):

@@ -234,3 +234,14 @@ def test_every_route_is_in_the_openapi_document(cart: Any) -> None:
     paths = cart.get("/openapi.json").json["paths"]
     assert set(paths) == {"/cart", "/cart/items", "/cart/items/{sku}"}
     assert json.dumps(paths["/cart/items/{sku}"]["put"]).count("quantity") >= 1
+
+
+def test_a_table_missing_from_the_spec_stops_start_up_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from flotilla.cli import main
+
+    monkeypatch.setenv("CART_TABLE", "baskets")
+    result = CliRunner().invoke(main, ["config", "cart"])
+    assert result.exit_code == 2
+    assert "CART_TABLE: resources.yaml declares no table 'baskets' with a ttlAttribute" in result.output
