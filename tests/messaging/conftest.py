@@ -14,6 +14,8 @@ import boto3
 import pytest
 import sqlalchemy as sa
 
+from flotilla.messaging.idempotency import PostgresIdempotencyStore, processed_table
+
 T = TypeVar("T")
 
 
@@ -89,3 +91,25 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
     engine = sa.create_engine(database_url, pool_size=10, max_overflow=10)
     yield engine
     engine.dispose()
+
+
+def dynamodb_table(client: Any) -> str:
+    name = unique("processed")
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+    return name
+
+
+def postgres_store(engine: sa.Engine, **kwargs: Any) -> PostgresIdempotencyStore:
+    store = PostgresIdempotencyStore(
+        engine, table=processed_table(sa.MetaData(), unique("processed").replace("-", "_")), **kwargs
+    )
+    store.create_table()
+    return store

@@ -21,8 +21,7 @@ from flotilla.messaging.consumer import Consumer, ConsumerMetrics, ConsumerRunne
 from flotilla.messaging.envelope import CloudEvent, new_event, to_json
 from flotilla.messaging.idempotency import DynamoDBIdempotencyStore, IdempotencyStore
 from flotilla.messaging.retry import Backoff
-from tests.messaging.conftest import Queue, eventually, queue_depth
-from tests.messaging.test_idempotency import dynamodb_table, postgres_store
+from tests.messaging.conftest import Queue, dynamodb_table, eventually, postgres_store, queue_depth
 
 FAST_RETRY = Backoff(base_seconds=1, max_seconds=1)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import boto3
 import pytest
@@ -15,32 +14,8 @@ from flotilla.messaging.idempotency import (
     ClaimState,
     DynamoDBIdempotencyStore,
     IdempotencyStore,
-    PostgresIdempotencyStore,
-    processed_table,
 )
-from tests.messaging.conftest import unique
-
-
-def dynamodb_table(client: Any) -> str:
-    name = unique("processed")
-    client.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-    )
-    return name
-
-
-def postgres_store(engine: sa.Engine, **kwargs: Any) -> PostgresIdempotencyStore:
-    store = PostgresIdempotencyStore(
-        engine, table=processed_table(sa.MetaData(), unique("processed").replace("-", "_")), **kwargs
-    )
-    store.create_table()
-    return store
+from tests.messaging.conftest import dynamodb_table, postgres_store, unique
 
 
 @pytest.fixture(params=["postgres", "dynamodb"])

@@ -24,8 +24,7 @@ from flotilla.messaging.consumer import Consumer, ConsumerRunner
 from flotilla.messaging.envelope import CloudEvent, new_event, to_json
 from flotilla.messaging.idempotency import event_key
 from flotilla.messaging.outbox import add_event, outbox_table
-from tests.messaging.conftest import Queue, eventually, queue_depth, unique
-from tests.messaging.test_idempotency import postgres_store
+from tests.messaging.conftest import Queue, eventually, postgres_store, queue_depth, unique
 from tests.support import FLOTILLA, ROOT, free_port
 
 pytestmark = pytest.mark.slow
