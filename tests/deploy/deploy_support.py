@@ -59,16 +59,17 @@ SERVICE_CELLS = [
     Cell(SERVICE_CHART, "consumer-ack", (str(VALUES / "service-consumer.yaml"),), release="svc"),
     Cell(SERVICE_CHART, "everything-off", (str(VALUES / "service-off.yaml"),), release="svc"),
 ]
-_EKS = str(STORE_CHART / "values-eks.yaml")
+# values-resources.yaml: the store services' resources specs, generated from services/*/resources.yaml
+_EKS_FILES = (str(STORE_CHART / "values-eks.yaml"), str(STORE_CHART / "values-resources.yaml"))
 STORE_CELLS = [
     Cell(STORE_CHART, "defaults"),
-    Cell(STORE_CHART, "eks", (_EKS,)),
+    Cell(STORE_CHART, "eks", _EKS_FILES),
     Cell(STORE_CHART, "kind", (str(STORE_CHART / "values-kind.yaml"),)),
     *[
-        Cell(STORE_CHART, f"eks-{p}", (_EKS,), (f"global.flotilla.meshProvider={p}",))
+        Cell(STORE_CHART, f"eks-{p}", _EKS_FILES, (f"global.flotilla.meshProvider={p}",))
         for p in ("envoy", "istio", "lattice")
     ],
-    Cell(STORE_CHART, "everything-on", (_EKS, str(VALUES / "store-everything.yaml"))),
+    Cell(STORE_CHART, "everything-on", (*_EKS_FILES, str(VALUES / "store-everything.yaml"))),
     Cell(STORE_CHART, "everything-off", (str(VALUES / "store-off.yaml"),)),
 ]
 CELLS = {c.id: c for c in SERVICE_CELLS + STORE_CELLS}

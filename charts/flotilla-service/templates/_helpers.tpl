@@ -255,10 +255,10 @@ imagePullSecrets:
 {{- define "flotilla-service.roleArn" -}}
 {{- if .Values.iam.roleArn -}}
 {{- .Values.iam.roleArn -}}
-{{- else if and .Values.awsResources.enabled (dig "iam" "createRole" false .Values.awsResources) -}}
+{{- else if and .Values.ack.enabled .Values.ack.iam.createRole -}}
 {{- printf "arn:aws:iam::%s:role/%s" (required "aws.accountId is required to name the role the chart creates" .Values.aws.accountId) (include "flotilla-service.awsRoleName" .) -}}
 {{- else -}}
-{{- fail (printf "iam.roleArn is required when iam.mode is %s (or set awsResources.iam.createRole)" .Values.iam.mode) -}}
+{{- fail (printf "iam.roleArn is required when iam.mode is %s (or set ack.iam.createRole)" .Values.iam.mode) -}}
 {{- end -}}
 {{- end -}}
 
