@@ -254,3 +254,16 @@ def test_failed_handler_releases_its_claim_for_the_retry(
     eventually(lambda: len(calls) == 2, what="the retry to run the handler again")
     eventually(lambda: queue_depth(sqs, queue.url) == 0, what="the retried message deleted")
     assert len(calls) == 2
+
+
+def test_backoff_doubles_with_the_receive_count_up_to_its_cap() -> None:
+    backoff = Backoff(base_seconds=2, max_seconds=30)
+    assert [backoff.delay(n) for n in range(1, 7)] == [2, 4, 8, 16, 30, 30]
+    assert Backoff(base_seconds=0.3).delay(1) == 1, "SQS takes whole seconds: round up, never to zero"
+    assert Backoff(base_seconds=3600, max_seconds=10**9).delay(20) == 12 * 3600, "SQS's 12 h ceiling"
+
+
+def test_consumer_settings_outside_what_sqs_accepts_fail_at_declaration() -> None:
+    for bad in ({"batch_size": 11}, {"wait_seconds": 21}, {"concurrency": 0}, {"visibility_timeout": 0}):
+        with pytest.raises(ValueError):
+            Consumer(queue="q", handler=print, **bad)  # type: ignore[arg-type]
