@@ -17,13 +17,13 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench,local]'
 	@touch $@
 
 venv: $(STAMP) ## create or update .venv (quick when nothing changed)
 
-run: $(STAMP) ## start the application on this machine (Ctrl-C stops it)
-	$(BIN)/flotilla serve sample
+run: $(STAMP) ## start the whole store on this machine (Ctrl-C stops it)
+	$(BIN)/flotilla up
 
 test: $(STAMP) tools ## run the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadgroup

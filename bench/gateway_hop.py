@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -37,7 +36,6 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
 LOADS = (1, 8)
 PATH = "/ping"
 DAPR_P90_MS = 1.4
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
 @dataclass
@@ -55,26 +53,8 @@ def _free_port() -> int:
 
 
 def measure(url: str, connections: int) -> Sample:
-    """wrk with its latency distribution (p90 included), else the Python loop of bench.load (no p90)."""
-    if not shutil.which("wrk"):
-        result = drive(url, seconds=SECONDS, connections=connections)
-        return Sample(result.rps, result.p50_ms, float("nan"), result.p99_ms)
-    threads = str(min(2, connections))
-    out = subprocess.run(
-        ["wrk", "-t", threads, "-c", str(connections), "-d", f"{max(1, round(SECONDS))}s", "--latency", url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    elapsed = re.search(r"requests in ([\d.]+)(\w+),", out)
-    secs = float(elapsed.group(1)) * (60 if elapsed.group(2) == "m" else 1)  # type: ignore[union-attr]
-
-    def pct(p: str) -> float:
-        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
-        return float(m.group(1)) * _UNITS[m.group(2)]  # type: ignore[union-attr]
-
-    return Sample(total / secs, pct("50"), pct("90"), pct("99"))
+    result = drive(url, seconds=SECONDS, connections=connections)
+    return Sample(result.rps, result.p50_ms, result.p90_ms, result.p99_ms)
 
 
 @contextmanager

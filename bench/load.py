@@ -18,6 +18,7 @@ class LoadResult:
     requests: int
     seconds: float
     p50_ms: float
+    p90_ms: float
     p99_ms: float
 
     @property
@@ -36,7 +37,17 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 def _wrk(url: str, seconds: float, connections: int) -> LoadResult:
     out = subprocess.run(
-        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "--latency", url],
+        [
+            "wrk",
+            "-t",
+            str(min(2, connections)),
+            "-c",
+            str(connections),
+            "-d",
+            f"{max(1, round(seconds))}s",
+            "--latency",
+            url,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -49,7 +60,7 @@ def _wrk(url: str, seconds: float, connections: int) -> LoadResult:
         m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
         return float(m.group(1)) * _UNITS[m.group(2)]  # type: ignore[union-attr]
 
-    return LoadResult(total, secs, pct("50"), pct("99"))
+    return LoadResult(total, secs, pct("50"), pct("90"), pct("99"))
 
 
 def _python(url: str, seconds: float, connections: int) -> LoadResult:
@@ -74,5 +85,8 @@ def _python(url: str, seconds: float, connections: int) -> LoadResult:
         t.join()
     elapsed = time.monotonic() - started
     flat = sorted(x for lat in latencies for x in lat)
-    p99 = flat[int(len(flat) * 0.99) - 1] if flat else 0.0
-    return LoadResult(len(flat), elapsed, statistics.median(flat) if flat else 0.0, p99)
+
+    def pct(p: float) -> float:
+        return flat[max(0, int(len(flat) * p) - 1)] if flat else 0.0
+
+    return LoadResult(len(flat), elapsed, statistics.median(flat) if flat else 0.0, pct(0.9), pct(0.99))

@@ -52,7 +52,9 @@ class Captured:
                 self.length = int(value)
                 break
         if self.extra_headers:
-            headers = [*headers, *self.extra_headers]
+            # Set, not add: a proxied answer may already carry the header (the gateway's does).
+            names = {name.lower() for name, _ in self.extra_headers}
+            headers = [h for h in headers if h[0].lower() not in names] + self.extra_headers
         return self._start_response(status, headers, exc_info)
 
 
