@@ -33,7 +33,7 @@ _ANY = -1  # If-Match: *
 
 
 def create_app(settings: Settings | None = None) -> OpenAPI:
-    settings = settings or Settings()
+    settings = settings or Settings()  # type: ignore[call-arg]
     app = create_chassis_app(SERVICE, settings, title="Cart service")
     platform = app.extensions["flotilla.platform"]
     Deadlines(app)
