@@ -102,7 +102,15 @@ def _iso(created: float) -> str:
     )
 
 
-QUIET_LIBRARIES = {"botocore": "WARNING", "boto3": "WARNING", "urllib3": "WARNING", "werkzeug": "INFO"}
+QUIET_LIBRARIES = {
+    "botocore": "WARNING",
+    "boto3": "WARNING",
+    "urllib3": "WARNING",
+    # httpx logs every request at INFO: the chassis client already records each call (span, metrics).
+    "httpx": "WARNING",
+    "httpcore": "WARNING",
+    "werkzeug": "INFO",
+}
 
 
 def configure_logging(service: str, level: str = "INFO") -> logging.Handler:
