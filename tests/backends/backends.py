@@ -8,12 +8,8 @@ pytest header). ``FLOTILLA_TEST_BACKENDS=local`` skips containers; ``=container`
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
-import pwd
 import shutil
-import socket
-import struct
 import subprocess
 import tempfile
 import urllib.request
@@ -23,10 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flotilla.localstack.backends import (
+    POSTGRES_USER,
+    postgres_bin_dir,
+    postgres_ready,
+    redis_ready,
+    unprivileged_account,
+)
 from tests.backends.engine import Engine, engine, engine_problem, first_line, free_port, wait_until
 
 START_TIMEOUT_SECONDS = 60.0
-POSTGRES_USER = "flotilla"
 POSTGRES_DB = "postgres"
 POSTGRES_FAST = ("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 INITDB_ARGS = ("-U", POSTGRES_USER, "--auth=trust", "--no-sync", "--encoding=UTF8", "--locale=C")
@@ -39,24 +41,7 @@ class Running:
     detail: str
 
 
-# --- readiness probes: plain sockets, so neither the fixtures nor the host need a client library -------
-
-
-def postgres_ready(host: str, port: int) -> bool:
-    """True once the server completes a startup handshake (trust auth), not just accepts TCP."""
-    params = f"user\0{POSTGRES_USER}\0database\0{POSTGRES_DB}\0\0".encode()
-    startup = struct.pack("!ii", 8 + len(params), 196608) + params  # protocol 3.0
-    with socket.create_connection((host, port), timeout=2) as sock:
-        sock.sendall(startup)
-        head = sock.recv(9)
-    # 'R' + length 8 + code 0 is AuthenticationOk; 'E' means "starting up" or similar.
-    return len(head) == 9 and head[:1] == b"R" and struct.unpack("!i", head[5:9])[0] == 0
-
-
-def redis_ready(host: str, port: int) -> bool:
-    with socket.create_connection((host, port), timeout=2) as sock:
-        sock.sendall(b"PING\r\n")
-        return sock.recv(16).startswith(b"+PONG")
+# --- readiness probes: the local stack's (plain sockets, no client library) ---------------------------
 
 
 def moto_ready(host: str, port: int) -> bool:
@@ -202,29 +187,11 @@ def local_program(backend: Backend) -> str:
     return "moto ThreadedMotoServer in-process"
 
 
-def postgres_bin_dir() -> Path | None:
-    """Where initdb and postgres are: PATH first, then Debian's /usr/lib/postgresql/<version>/bin."""
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).resolve().parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version_key)
-    return Path(versions[-1]).parent if versions else None
-
-
-def _version_key(path: str) -> tuple[int, ...]:
-    version = Path(path).parent.parent.name
-    return tuple(int(part) for part in version.split(".") if part.isdigit())
-
-
 def _unprivileged_account() -> tuple[int, int] | None:
-    """Postgres refuses to run as root: the postgres (or nobody) account's uid and gid when we are root."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        with contextlib.suppress(KeyError):
-            account = pwd.getpwnam(name)
-            return account.pw_uid, account.pw_gid
-    raise RuntimeError("running as root and no postgres or nobody account to run Postgres as")
+    account = unprivileged_account()
+    if account is None and os.geteuid() == 0:
+        raise RuntimeError("running as root and no postgres or nobody account to run Postgres as")
+    return account
 
 
 @contextlib.contextmanager
