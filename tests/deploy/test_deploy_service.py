@@ -7,7 +7,22 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import CELLS, Renderer, config_of, containers, find, one, pod_specs
+from deploy_support import (
+    CELLS,
+    SERVICE_CHART,
+    VALUES,
+    Cell,
+    CrdIndex,
+    Renderer,
+    config_of,
+    containers,
+    find,
+    one,
+    pod_specs,
+    validate_core,
+)
+
+from flotilla.http.policy import ClientSettings, UpstreamPolicy
 
 CATALOG_POLICY = yaml.safe_load(
     """
@@ -136,9 +151,14 @@ def test_secrets_come_from_external_secrets(renderer: Renderer) -> None:
 
 
 @pytest.mark.parametrize("provider", MESHES)
-def test_upstream_policy_reaches_the_client_once(renderer: Renderer, provider: str) -> None:
+def test_upstream_policy_reaches_the_client_once(
+    renderer: Renderer, monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
     env = config_of(everything(renderer, provider), "catalog")
-    assert json.loads(env["FLOTILLA_UPSTREAMS"]) == CATALOG_POLICY
+    # The declared policies completed with the chassis defaults, read by the chassis' own settings model.
+    monkeypatch.setenv("FLOTILLA_UPSTREAMS", env["FLOTILLA_UPSTREAMS"])
+    client = ClientSettings()
+    assert client.upstreams == {k: UpstreamPolicy.model_validate(v) for k, v in CATALOG_POLICY.items()}
     assert " " not in env["FLOTILLA_UPSTREAMS"], "compact JSON"
     mesh_retries = provider in ("envoy", "istio")
     assert env["FLOTILLA_CLIENT_RETRIES"] == ("false" if mesh_retries else "true")
@@ -221,25 +241,67 @@ def _istio_policy(docs: list[dict[str, Any]], name: str) -> dict[str, Any]:
     return out
 
 
-def _declared(name: str) -> dict[str, Any]:
-    p = CATALOG_POLICY[name]
+def _declared(policy: dict[str, Any]) -> dict[str, Any]:
+    """What the mesh must enforce: the declared policy completed by the chassis model's defaults."""
+    p = UpstreamPolicy.model_validate(policy).model_dump(mode="json", by_alias=True, exclude_none=True)
+    retries = p["retries"]
     out: dict[str, Any] = {"timeoutSeconds": p["timeoutSeconds"]}
-    out["retries"] = {"attempts": p["retries"]["attempts"], "retryOn": sorted(p["retries"]["retryOn"])}
-    if "perTryTimeoutSeconds" in p["retries"]:
-        out["retries"]["perTryTimeoutSeconds"] = p["retries"]["perTryTimeoutSeconds"]
-    if "circuitBreaker" in p:
-        out["maxConnections"] = p["circuitBreaker"]["maxConnections"]
-        out["maxPendingRequests"] = p["circuitBreaker"]["maxPendingRequests"]
-        out["maxConcurrent"] = p["bulkhead"]["maxConcurrent"]
-    if "outlierDetection" in p:
-        out["outlierDetection"] = p["outlierDetection"]
+    out["retries"] = {"attempts": retries["attempts"], "retryOn": sorted(retries["retryOn"])}
+    if "perTryTimeoutSeconds" in retries:
+        out["retries"]["perTryTimeoutSeconds"] = retries["perTryTimeoutSeconds"]
+    out["maxConnections"] = p["circuitBreaker"]["maxConnections"]
+    out["maxPendingRequests"] = p["circuitBreaker"]["maxPendingRequests"]
+    out["maxConcurrent"] = p["bulkhead"]["maxConcurrent"]
+    out["outlierDetection"] = p["outlierDetection"]
     return out
 
 
 @pytest.mark.parametrize("upstream", ["cart", "pricing"])
 def test_same_policy_in_envoy_and_istio(renderer: Renderer, upstream: str) -> None:
-    assert _envoy_policy(everything(renderer, "envoy"), upstream) == _declared(upstream)
-    assert _istio_policy(everything(renderer, "istio"), upstream) == _declared(upstream)
+    assert _envoy_policy(everything(renderer, "envoy"), upstream) == _declared(CATALOG_POLICY[upstream])
+    assert _istio_policy(everything(renderer, "istio"), upstream) == _declared(CATALOG_POLICY[upstream])
+
+
+PARTIAL_VALUES = VALUES / "service-partial-policy.yaml"
+
+
+def _partial(renderer: Renderer, provider: str) -> list[dict[str, Any]]:
+    cell = Cell(
+        SERVICE_CHART, "partial-policy", (str(PARTIAL_VALUES),), (f"mesh.provider={provider}",), "svc"
+    )
+    return renderer.render(cell)
+
+
+def test_chart_defaults_are_the_chassis_defaults() -> None:
+    template = (SERVICE_CHART / "templates" / "_mesh.tpl").read_text()
+    body = template.split('define "flotilla-service.upstreamDefaults" -}}', 1)[1].split("{{- end -}}", 1)[0]
+    assert yaml.safe_load(body) == UpstreamPolicy().model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+@pytest.mark.parametrize("provider", MESHES)
+def test_partial_policy_renders_complete(
+    renderer: Renderer, crds: CrdIndex | None, monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
+    """outlierDetection without intervalSeconds and friends: complete, valid mesh config, as the chassis reads it."""
+    docs = _partial(renderer, provider)
+    errors = [
+        e for d in docs for e in (validate_core(d, "1.35") or (crds.validate(d) if crds else None) or [])
+    ]
+    assert not errors, "\n".join(errors)
+    declared = yaml.safe_load(PARTIAL_VALUES.read_text())["upstreams"]
+    monkeypatch.setenv("FLOTILLA_UPSTREAMS", config_of(docs, "catalog")["FLOTILLA_UPSTREAMS"])
+    client = ClientSettings()  # what the pod's chassis reads at start-up
+    raw = json.loads(config_of(docs, "catalog")["FLOTILLA_UPSTREAMS"])
+    assert client.upstreams == {k: UpstreamPolicy.model_validate(v) for k, v in declared.items()}
+    assert raw == {
+        k: v.model_dump(mode="json", by_alias=True, exclude_none=True) for k, v in client.upstreams.items()
+    }
+    assert raw["pricing"]["retries"]["attempts"] == 0, "a declared 0 is kept, not replaced by the default"
+    for name, policy in declared.items():
+        if provider == "envoy":
+            assert _envoy_policy(docs, name) == _declared(policy)
+        elif provider == "istio":
+            assert _istio_policy(docs, name) == _declared(policy)
 
 
 def test_envoy_sidecar_fronts_the_app(renderer: Renderer) -> None:

@@ -165,7 +165,7 @@ Non-secret environment as a map (name -> string). One source for the ConfigMap a
   "FLOTILLA_KEEPALIVE" (toString $s.keepaliveSeconds)
   "FLOTILLA_FORWARDED_ALLOW_IPS" $s.forwardedAllowIps
   "PROMETHEUS_MULTIPROC_DIR" "/tmp/flotilla-metrics"
-  "FLOTILLA_UPSTREAMS" (toJson .Values.upstreams)
+  "FLOTILLA_UPSTREAMS" (include "flotilla-service.upstreams" .)
   "FLOTILLA_CLIENT_RETRIES" (ternary "false" "true" (eq (include "flotilla-service.meshRetries" .) "true"))
   "FLOTILLA_MESH_PROVIDER" (include "flotilla-service.meshProvider" .)
 -}}

@@ -159,3 +159,62 @@ outlierDetection:
   maxEjectionPercent: {{ .maxEjectionPercent }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The chassis' UpstreamPolicy defaults (flotilla/http/policy.py, docs/upstream-policy.schema.json): every key a
+declared policy leaves out. test_deploy_service.py checks this against the pydantic model.
+*/}}
+{{- define "flotilla-service.upstreamDefaults" -}}
+timeoutSeconds: 5
+retries:
+  attempts: 2
+  retryOn: [connect-failure, "429", "502", "503", "504"]
+  backoffBaseSeconds: 0.05
+  backoffMaxSeconds: 2
+  maxRetryAfterSeconds: 10
+  budget: {ratio: 0.2, minRetries: 3, windowSeconds: 10}
+circuitBreaker:
+  consecutiveFailures: 5
+  failureRateThreshold: 0.5
+  windowSeconds: 30
+  minimumCalls: 10
+  openSeconds: 30
+  halfOpenMaxCalls: 2
+  maxConnections: 100
+  maxPendingRequests: 100
+outlierDetection: {consecutive5xxErrors: 5, intervalSeconds: 10, baseEjectionSeconds: 30, maxEjectionPercent: 50}
+bulkhead: {maxConcurrent: 20}
+{{- end -}}
+
+{{/*
+One upstream's policy, complete, as JSON: the declared keys over the chassis defaults, key by key (sprig's merge
+would treat a declared 0 or false as unset). Input: the declared policy, possibly partial or empty.
+*/}}
+{{- define "flotilla-service.upstreamPolicy" -}}
+{{- $out := include "flotilla-service.upstreamDefaults" . | fromYaml -}}
+{{- range $key, $value := default (dict) . -}}
+{{- $section := get $out $key -}}
+{{- if and (kindIs "map" $value) (kindIs "map" $section) -}}
+{{- range $k, $v := $value -}}
+{{- $inner := get $section $k -}}
+{{- if and (kindIs "map" $v) (kindIs "map" $inner) -}}
+{{- range $k2, $v2 := $v -}}{{- $_ := set $inner $k2 $v2 -}}{{- end -}}
+{{- else -}}
+{{- $_ := set $section $k $v -}}
+{{- end -}}
+{{- end -}}
+{{- else -}}
+{{- $_ := set $out $key $value -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* Every declared upstream with its complete policy, as JSON {name: policy}: FLOTILLA_UPSTREAMS and the mesh. */}}
+{{- define "flotilla-service.upstreams" -}}
+{{- $out := dict -}}
+{{- range $name, $policy := .Values.upstreams -}}
+{{- $_ := set $out $name (include "flotilla-service.upstreamPolicy" $policy | fromJson) -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
