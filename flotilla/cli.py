@@ -37,6 +37,13 @@ def load_service_config(service_name: str) -> tuple[Any, Any, Any]:
         service = load_service(service_name)
         platform = load_platform()
         settings = load_settings(service.settings, service=service.name, platform=platform)
+        # The chassis' own optional settings, read later by the service client and discovery:
+        # a bad value there must stop start-up here too, not crash every worker.
+        from flotilla.discovery.settings import load_discovery_settings
+        from flotilla.http.policy import load_client_settings
+
+        load_client_settings()
+        load_discovery_settings()
         if service.preflight is not None:
             service.preflight(platform, settings)
     except UnknownService as err:

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from pydantic import ValidationError
 
+PREFIX = "invalid configuration: "
+
+_SOURCE_ERROR = re.compile(r'error parsing value for field "(?P<field>[^"]+)"')
+
 
 class ConfigError(Exception):
-    """A setting is missing or invalid; ``str(err)`` is one line naming the key and the problem."""
+    """A setting is missing or invalid; ``str(err)`` is one line naming the key and the problem,
+    always starting ``invalid configuration:`` so every such stop reads the same."""
 
     exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message if message.startswith(PREFIX) else PREFIX + message)
+
+
+def describe_source_error(err: ValueError, key_for: Callable[[str], str]) -> ConfigError:
+    """pydantic-settings' own failure to decode a structured value (JSON) before validation."""
+    found = _SOURCE_ERROR.search(str(err))
+    if found is None:
+        return ConfigError(str(err))
+    return ConfigError(f"{key_for(found['field'])}: is not valid JSON")
 
 
 def describe(
@@ -25,13 +42,16 @@ def describe(
     problems = []
     for item in err.errors(include_url=False):
         field = str(item["loc"][0]) if item["loc"] else "?"
+        inner = "".join(f".{part}" for part in item["loc"][1:])  # inside a JSON value: which key
         message = item["msg"][0].lower() + item["msg"][1:] if item["msg"] else "invalid"
         if item["type"] == "missing":
             message = "is required but not set"
+        elif item["type"] == "value_error" and "error" in item.get("ctx", {}):
+            message = str(item["ctx"]["error"])  # our own validators' words, without pydantic's prefix
         elif field not in secret_fields and not isinstance(item.get("input"), dict | list | None):
             message = f"{message} (got {_clip(item['input'])!r})"
-        problems.append(f"{key_for(field)}: {message}")
-    return ConfigError("invalid configuration: " + "; ".join(problems))
+        problems.append(f"{key_for(field)}{inner}: {message}")
+    return ConfigError("; ".join(problems))
 
 
 def _clip(value: object) -> str:

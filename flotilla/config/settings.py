@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import AliasChoices, Field, SecretBytes, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-from flotilla.config.errors import ConfigError, describe
+from flotilla.config.errors import ConfigError, describe, describe_source_error
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +98,30 @@ def _build(cls: type[S], overlay: dict[str, str], origin: dict[str, str]) -> S:
     def key_for(field: str) -> str:
         return origin.get(field) or f"{prefix}{field}".upper()
 
+    return build_settings(cls, key_for, overlay)
+
+
+def build_settings(
+    cls: type[S], key_for: Callable[[str], str] | None = None, overlay: dict[str, str] | None = None
+) -> S:
+    """``cls()`` from the environment (plus ``overlay``), or a one-line ``ConfigError``.
+
+    ``key_for`` names a field the way the operator set it; by default the class's env prefix plus
+    the field name, upper-cased.
+    """
+    if key_for is None:
+        prefix = cls.model_config.get("env_prefix", "") or ""
+
+        def key_for(field: str) -> str:
+            return f"{prefix}{field}".upper()
+
     try:
-        values: dict[str, Any] = dict(overlay)
+        values: dict[str, Any] = dict(overlay or {})
         return cls(**values)
     except ValidationError as err:
         raise describe(err, key_for, frozenset(secret_fields(cls))) from None
+    except SettingsError as err:  # a structured value (JSON) that didn't even decode
+        raise describe_source_error(err, key_for) from None
 
 
 def secret_fields(cls: type[BaseSettings]) -> list[str]:
@@ -141,6 +161,7 @@ __all__ = [
     "ConfigError",
     "PlatformSettings",
     "ServiceSettings",
+    "build_settings",
     "effective_config",
     "load_platform",
     "load_settings",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings
 
 
@@ -35,3 +35,18 @@ class DatabaseSettings(BaseSettings):
         5000, ge=0, description="Postgres statement_timeout per connection (0 = none)."
     )
     database_connect_timeout_seconds: int = Field(3, ge=1, description="TCP/auth connect timeout.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _parseable(cls, value: SecretStr) -> SecretStr:
+        """Refuse a URL SQLAlchemy can't parse at start-up, not in every worker's first request."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value.get_secret_value())
+        except ArgumentError:
+            raise ValueError(
+                "is not a database URL (postgresql://user:pass@host:5432/db or sqlite:///path)"
+            ) from None
+        return value

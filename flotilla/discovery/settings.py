@@ -5,11 +5,11 @@ from __future__ import annotations
 import socket
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from flotilla.config.errors import ConfigError, describe
-from flotilla.config.settings import PlatformSettings
+from flotilla.config.errors import ConfigError
+from flotilla.config.settings import PlatformSettings, build_settings
 from flotilla.discovery.base import Resolver
 from flotilla.discovery.cloudmap import Choice, CloudMapResolver
 from flotilla.discovery.kubernetes import KubernetesResolver
@@ -62,15 +62,10 @@ class DiscoverySettings(BaseSettings):
 
 def load_discovery_settings() -> DiscoverySettings:
     """Settings from the environment, or a one-line ``ConfigError``."""
-    try:
-        return DiscoverySettings()
-    except ValidationError as err:
-        # pydantic names a field by its alias when it has one, and our aliases are variable names
-        raise describe(
-            err, lambda name: name if name.isupper() else f"FLOTILLA_DISCOVERY_{name}".upper()
-        ) from None
-    except ValueError as err:  # undecodable JSON in FLOTILLA_DISCOVERY_STATIC
-        raise ConfigError(f"invalid configuration: {err}") from None
+    # pydantic names a field by its alias when it has one, and our aliases are variable names
+    return build_settings(
+        DiscoverySettings, lambda name: name if name.isupper() else f"FLOTILLA_DISCOVERY_{name}".upper()
+    )
 
 
 def resolver_from_settings(

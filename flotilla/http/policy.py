@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from flotilla.config.errors import ConfigError, describe
+from flotilla.config.settings import build_settings
 
 RetryCondition = Literal["connect-failure", "429", "502", "503", "504"]
 
@@ -149,12 +149,7 @@ _DEFAULT_POLICY = UpstreamPolicy()
 
 def load_client_settings() -> ClientSettings:
     """Client settings from the environment, or a one-line ``ConfigError`` naming the variable."""
-    try:
-        return ClientSettings()
-    except ValidationError as err:
-        raise describe(err, lambda field: f"FLOTILLA_{field}".upper()) from None
-    except ValueError as err:  # pydantic-settings' own JSON decoding error
-        raise ConfigError(f"invalid configuration: {err}") from None
+    return build_settings(ClientSettings, lambda field: f"FLOTILLA_{field}".upper())
 
 
 def upstreams_schema() -> dict[str, Any]:

@@ -64,7 +64,7 @@ def principal_secret(platform: PlatformSettings) -> str | None:
         return platform.principal_secret.get_secret_value()
     if platform.env != "local":
         raise ConfigError(
-            "invalid configuration: FLOTILLA_PRINCIPAL_SECRET: is required by the gateway "
+            "FLOTILLA_PRINCIPAL_SECRET: is required by the gateway "
             "(services verify callers with it)"
         )
     log.warning("FLOTILLA_PRINCIPAL_SECRET is not set: callers are not forwarded to services")

@@ -173,3 +173,22 @@ def test_gateway_without_principal_secret_outside_local_exits_2_before_forking()
         "flotilla: gateway: invalid configuration: FLOTILLA_PRINCIPAL_SECRET: is required by the gateway "
         "(services verify callers with it)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"FLOTILLA_UPSTREAMS": "{not json"}, "FLOTILLA_UPSTREAMS: is not valid JSON"),
+        (
+            {"FLOTILLA_UPSTREAMS": '{"catalog": {"timeoutSecond": 2}}'},
+            "FLOTILLA_UPSTREAMS.catalog.timeoutSecond: extra inputs are not permitted",
+        ),
+        ({"FLOTILLA_DISCOVERY_STATIC": "{bad"}, "FLOTILLA_DISCOVERY_STATIC: is not valid JSON"),
+    ],
+)
+def test_chassis_json_settings_are_checked_before_serving(env: dict[str, str], expected: str) -> None:
+    result = run_cli("serve", "sample", "--bind", "127.0.0.1:1", env=env)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("flotilla: sample: invalid configuration: ")
+    assert expected in line

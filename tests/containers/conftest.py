@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -137,13 +138,48 @@ class Pod:
             self.container.stop()
 
 
+PRINCIPAL_SECRET = "container-test-principal-secret"
+
+
+def _catalog_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    return {"CATALOG_DATABASE_URL": request.getfixturevalue("postgres_url")}
+
+
+def _cart_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """cart's readiness needs its DynamoDB table: provision it in the emulator first, as a deploy would."""
+    import os
+
+    endpoint = request.getfixturevalue("aws_endpoint")
+    env = {"FLOTILLA_AWS_ENDPOINT_URL": endpoint, "FLOTILLA_ENV": "local"}
+    subprocess.run(
+        [sys.executable, "-m", "flotilla.cli", "provision", "cart"],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    keys = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    return {**env, **keys}
+
+
+# What each service needs to become ready, as its chart would give it; the backends are the suite's
+# throwaway ones on loopback (the containers share the host network).
+SERVICE_ENV = {"catalog": _catalog_env, "cart": _cart_env}
+
+
 @pytest.fixture
-def run_pod(image: str, service: str) -> Iterator[Any]:
+def service_env(service: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    extra = SERVICE_ENV.get(service)
+    return {"FLOTILLA_PRINCIPAL_SECRET": PRINCIPAL_SECRET, **(extra(request) if extra else {})}
+
+
+@pytest.fixture
+def run_pod(image: str, service: str, service_env: dict[str, str]) -> Iterator[Any]:
     """Start containers of ``image`` with extra env or command; all are removed after the test."""
     pods: list[Pod] = []
 
     def run(env: dict[str, str] | None = None, command: list[str] | None = None) -> Pod:
-        pod = Pod(image=image, service=service, env=env or {}, command=command).start()
+        pod = Pod(image=image, service=service, env={**service_env, **(env or {})}, command=command).start()
         pods.append(pod)
         return pod
 
