@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from flotilla.errors import ProblemError, validation_problem
 
 JSON_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Attribute on a view function: callables run before validation (see ChassisAPI.dispatch_request).
+# functools.wraps copies it onto flask-openapi3's wrapper, so decorators below the route set it.
+GUARDS = "__flotilla_guards__"
 
 
 class Model(BaseModel):
@@ -67,6 +70,12 @@ class ChassisAPI(OpenAPI):
     _takes_body: dict[str, bool]
 
     def dispatch_request(self) -> Any:  # type: ignore[override]
+        if request.endpoint:
+            # Guards a decorator attached to the view (``require_principal``): they run before
+            # flask-openapi3 validates the body, so an anonymous caller gets 401, not a 422 that
+            # describes the API to someone not allowed to use it.
+            for guard in getattr(self.view_functions.get(request.endpoint), GUARDS, ()):
+                guard()
         if request.method in JSON_BODY_METHODS and request.endpoint and not request.is_json:
             cache = self.__dict__.setdefault("_takes_body", {})
             wants = cache.get(request.endpoint)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from flask import current_app, g, request
 from werkzeug.datastructures import Headers
 
+from flotilla.api import GUARDS
 from flotilla.errors import ProblemError
 
 SUBJECT = "X-Flotilla-Subject"
@@ -100,14 +101,18 @@ def current_principal(secret: str) -> Principal:
 def require(secret_of: Callable[[], str], scope: str | None = None) -> Callable[[F], F]:
     """Decorator: the view needs a gateway-verified caller, and ``scope`` when given (else 403)."""
 
+    def check() -> None:
+        principal = current_principal(secret_of())
+        if scope and not principal.has(scope):
+            raise ProblemError(403, "Forbidden", f"this needs the {scope!r} scope")
+
     def decorate(view: F) -> F:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            principal = current_principal(secret_of())
-            if scope and not principal.has(scope):
-                raise ProblemError(403, "Forbidden", f"this needs the {scope!r} scope")
+            check()  # again, for plain Flask apps; cheap, the principal is cached per request
             return view(*args, **kwargs)
 
+        setattr(guarded, GUARDS, (*getattr(view, GUARDS, ()), check))
         return guarded  # type: ignore[return-value]
 
     return decorate

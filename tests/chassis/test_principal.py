@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from flask import Flask
 
+from flotilla.api import Model
 from flotilla.errors import Problems
 from flotilla.principal import SIGNATURE, SUBJECT, Principal, current_principal, require, sign, verify
 
 SECRET = "gateway-shared-secret"
+
+
+class NewThing(Model):
+    name: str
 
 
 def test_round_trip() -> None:
@@ -49,3 +54,24 @@ def test_views_get_401_without_and_403_without_scope() -> None:
     assert denied.mimetype == "application/problem+json"
     admin_headers = sign(Principal("root", frozenset({"admin"})), SECRET)
     assert client.post("/admin", headers=admin_headers).json == {"ok": True}
+
+
+def test_authorization_is_checked_before_the_body_is_validated() -> None:
+    from flotilla.app import create_app
+    from flotilla.config import PlatformSettings
+    from flotilla.principal import require_principal
+
+    app = create_app("guarded", platform=PlatformSettings(principal_secret=SECRET))
+
+    @app.post("/things")
+    @require_principal("admin")
+    def create(body: NewThing) -> dict[str, str]:
+        return {"name": body.name}
+
+    client = app.test_client()
+    assert client.post("/things", json={"bogus": 1}).status_code == 401
+    signed = sign(Principal("bob", frozenset({"cart"})), SECRET)
+    assert client.post("/things", json={"bogus": 1}, headers=signed).status_code == 403
+    admin = sign(Principal("root", frozenset({"admin"})), SECRET)
+    assert client.post("/things", json={"bogus": 1}, headers=admin).status_code == 422
+    assert client.post("/things", json={"name": "x"}, headers=admin).json == {"name": "x"}
