@@ -30,23 +30,26 @@ def dev_token(plan: Plan, scopes: tuple[str, ...]) -> str | None:
     return DevIssuer(plan.issuer_dir, url=plan.issuer_url).issue(DEMO_USER, scopes)
 
 
-def gateway_routes(plan: Plan) -> set[str]:
-    """Services the gateway routes under /api/v1 by default (its ``routes`` setting's default)."""
+def gateway_routes(plan: Plan) -> dict[str, str]:
+    """Services the gateway routes under /api/v1 by default (its ``routes`` setting's default),
+    each with the path prefix the route puts in front on the service's side."""
     gateway = plan.gateway
     if gateway is None:
-        return set()
+        return {}
     field = gateway.module.settings.model_fields.get("routes")
     try:
         routes = field.get_default(call_default_factory=True) if field is not None else {}
-        return set(routes.get("v1", {}))
+        return {name: getattr(route, "prefix", "") or "" for name, route in routes.get("v1", {}).items()}
     except (AttributeError, TypeError):
-        return set()
+        return {}
 
 
 def example_url(plan: Plan, service: str, path: str) -> str:
     gateway = plan.gateway
-    if gateway is not None and service in gateway_routes(plan):
-        return f"{gateway.url}/api/v1/{service}{path}"
+    routes = gateway_routes(plan)
+    if gateway is not None and service in routes:
+        prefix = routes[service]
+        return f"{gateway.url}/api/v1/{service}{path.removeprefix(prefix) if prefix else path}"
     return f"{plan.service(service).url}{path}"
 
 

@@ -64,8 +64,7 @@ def principal_secret(platform: PlatformSettings) -> str | None:
         return platform.principal_secret.get_secret_value()
     if platform.env != "local":
         raise ConfigError(
-            "FLOTILLA_PRINCIPAL_SECRET: is required by the gateway "
-            "(services verify callers with it)"
+            "FLOTILLA_PRINCIPAL_SECRET: is required by the gateway (services verify callers with it)"
         )
     log.warning("FLOTILLA_PRINCIPAL_SECRET is not set: callers are not forwarded to services")
     return None

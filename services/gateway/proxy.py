@@ -82,6 +82,8 @@ def upstream_path(prefix: str, rest: str) -> str:
     segments = rest.split("/")
     if any(s in (".", "..") for s in segments):
         raise ProblemError(400, "Bad Request", "the path may not contain '.' or '..' segments")
+    if not rest:  # /api/v1/cart with prefix /cart is the upstream's /cart, not /cart/
+        return prefix or "/"
     return prefix + "/" + quote(rest, safe=_PATH_SAFE)
 
 

@@ -63,7 +63,8 @@ class ApiKeySpec(_Spec):
 STORE_ROUTES: dict[str, dict[str, RouteSpec]] = {
     "v1": {
         "catalog": RouteSpec(upstream="catalog", read=PUBLIC, write="admin"),
-        "cart": RouteSpec(upstream="cart", read="cart", write="cart"),
+        # The cart service serves /cart...; /api/v1/cart/items reaches its /cart/items.
+        "cart": RouteSpec(upstream="cart", prefix="/cart", read="cart", write="cart"),
     }
 }
 

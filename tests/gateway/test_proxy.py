@@ -41,6 +41,8 @@ def test_routes_by_version_and_service_to_the_mapped_upstream_path(url):
     assert (v2["service"], v2["path"]) == ("catalog-v2", "/v2/products/42")
     root = requests.get(url + "/api/v1/catalog").json()
     assert root["path"] == "/"
+    prefixed_root = requests.get(url + "/api/v2/catalog").json()
+    assert prefixed_root["path"] == "/v2"  # the prefix itself, no trailing slash
 
 
 @pytest.mark.parametrize("path", ["/api/v3/catalog/products", "/api/v1/orders/1", "/api/latest/catalog"])
