@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.load import LoadResult, drive
-from bench.proc import cpu_seconds, wait_http
+from bench.proc import cpu_seconds, serve_command, wait_http
 
 TITLE = "Chassis overhead: bare Flask vs stock instrumentation vs Flotilla"
 
@@ -35,17 +35,7 @@ class Variant:
 
     def command(self, port: int) -> list[str]:
         if self.name == "flotilla":
-            return [
-                sys.executable,
-                "-m",
-                "flotilla.cli",
-                "serve",
-                "sample",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-            ]
+            return serve_command("sample", port, workers=2)
         return [
             sys.executable,
             "-m",

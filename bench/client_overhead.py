@@ -16,12 +16,13 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+from bench.proc import serve_command
 
 TITLE = "HTTP client overhead per call (ServiceClient vs bare httpx)"
 
@@ -47,17 +48,7 @@ def _start_sample(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
         "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
     }
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flotilla.cli",
-            "serve",
-            "sample",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-        ],
+        serve_command("sample", port, workers=1),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,

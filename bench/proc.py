@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -35,6 +36,21 @@ def cpu_seconds(pid: int) -> float:
         total += (int(fields[11]) + int(fields[12])) / TICKS
         stack += _children(current)
     return total
+
+
+def serve_command(service: str, port: int, workers: int) -> list[str]:
+    """``flotilla serve`` for a benchmark: this interpreter, loopback, a fixed worker count."""
+    return [
+        sys.executable,
+        "-m",
+        "flotilla.cli",
+        "serve",
+        service,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+    ]
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
