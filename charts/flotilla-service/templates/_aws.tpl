@@ -130,3 +130,23 @@ and resources sorted; SSM read when ssmEnabled. Input: the chart context.
   keyType: RANGE
 {{- end }}
 {{- end -}}
+
+{{/*
+The queue KEDA watches: keda.queueUrl, else the URL of keda.queue (an own queue or `<service>/<name>` from
+awsResources) by the chassis naming rule: https://sqs.<region>.<domain>/<account>/<physical name>.
+*/}}
+{{- define "flotilla-service.kedaQueueUrl" -}}
+{{- $k := .Values.keda -}}
+{{- if $k.queueUrl -}}
+{{- $k.queueUrl -}}
+{{- else -}}
+{{- $ref := required "keda.queue (a queue of awsResources) or keda.queueUrl is required when keda.enabled" $k.queue -}}
+{{- $owns := default (dict) (default (dict) .Values.awsResources).owns -}}
+{{- if and (not (contains "/" $ref)) (not (hasKey (default (dict) $owns.queues) (trimSuffix ".fifo" $ref))) -}}
+{{- fail (printf "keda.queue %q is not a queue in awsResources.owns.queues" $ref) -}}
+{{- end -}}
+{{- $place := include "flotilla-service.awsPlace" . | fromJson -}}
+{{- $queue := include "flotilla-service.awsResolve" (dict "place" $place "owns" $owns "kind" "queue" "ref" $ref) | fromJson -}}
+{{- printf "https://sqs.%s.%s/%s/%s" $place.region (ternary "amazonaws.com.cn" "amazonaws.com" (eq $place.partition "aws-cn")) $place.account $queue.name -}}
+{{- end -}}
+{{- end -}}

@@ -122,7 +122,32 @@ then gunicorn's graceful timeout; a margin on top so SIGKILL never lands mid-req
 */}}
 {{- define "flotilla-service.terminationGracePeriodSeconds" -}}
 {{- $s := .Values.server -}}
+{{- if eq .Values.role "consumer" -}}
+{{- /* A consumer finishes its in-flight handlers after SIGTERM (docs/messaging.md): the slowest one bounds it. */ -}}
+{{- add $s.preStopSleepSeconds .Values.consumer.slowestHandlerSeconds $s.terminationMarginSeconds -}}
+{{- else -}}
 {{- add $s.preStopSleepSeconds $s.drainSeconds $s.gracefulTimeoutSeconds $s.terminationMarginSeconds -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The main container's arguments: `serve`, or `consume` (with the outbox relay when asked) for consumers. */}}
+{{- define "flotilla-service.args" -}}
+{{- if eq .Values.role "web" -}}
+{{- toJson (list "serve" .Values.serviceName) -}}
+{{- else if .Values.consumer.outboxRelay -}}
+{{- toJson (list "consume" .Values.serviceName "--outbox-relay") -}}
+{{- else -}}
+{{- toJson (list "consume" .Values.serviceName) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The shared principal Secret as JSON {secretName, key}; secretName empty when none is configured. */}}
+{{- define "flotilla-service.principalSecret" -}}
+{{- $g := include "flotilla-service.global" . | fromYaml -}}
+{{- $gp := default (dict) $g.principalSecret -}}
+{{- toJson (dict
+  "secretName" (.Values.principalSecret.secretName | default $gp.secretName | default "")
+  "key" (.Values.principalSecret.key | default $gp.key | default "FLOTILLA_PRINCIPAL_SECRET")) -}}
 {{- end -}}
 
 {{/* Sorted upstream names: envoy ports and listeners follow this order. */}}
@@ -184,7 +209,10 @@ Non-secret environment as a map (name -> string). One source for the ConfigMap a
 {{- toYaml $data -}}
 {{- end -}}
 
-{{/* Env from the downward API and the image version: the same for every container of the chart. */}}
+{{/*
+Env from the downward API, the image version and the shared principal Secret: the same for every container of the
+chart (the Deployment and the hook Jobs).
+*/}}
 {{- define "flotilla-service.runtimeEnv" -}}
 - name: FLOTILLA_SERVICE_VERSION
   value: {{ include "flotilla-service.imageTag" . | quote }}
@@ -200,6 +228,14 @@ Non-secret environment as a map (name -> string). One source for the ConfigMap a
   valueFrom:
     fieldRef:
       fieldPath: spec.nodeName
+{{- $principal := include "flotilla-service.principalSecret" . | fromJson }}
+{{- if $principal.secretName }}
+- name: FLOTILLA_PRINCIPAL_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $principal.secretName }}
+      key: {{ $principal.key }}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
@@ -207,6 +243,28 @@ Non-secret environment as a map (name -> string). One source for the ConfigMap a
 
 {{- define "flotilla-service.externalSecretName" -}}
 {{- printf "%s-external" (include "flotilla-service.fullname" .) -}}
+{{- end -}}
+
+{{/* ExternalSecret spec from externalSecrets.*, writing the Secret `target`. Input: dict root, target. */}}
+{{- define "flotilla-service.externalSecretSpec" -}}
+{{- $es := .root.Values.externalSecrets -}}
+refreshInterval: {{ $es.refreshInterval }}
+secretStoreRef:
+  name: {{ $es.secretStoreRef.name }}
+  kind: {{ $es.secretStoreRef.kind }}
+target:
+  name: {{ .target }}
+  creationPolicy: Owner
+  deletionPolicy: Retain
+data:
+  {{- range required "externalSecrets.data needs at least one item" $es.data }}
+  - secretKey: {{ .envName }}
+    remoteRef:
+      key: {{ .remoteKey }}
+      {{- with .property }}
+      property: {{ . }}
+      {{- end }}
+  {{- end }}
 {{- end -}}
 
 {{/* envFrom entries for secrets: existing Secrets, then the ExternalSecret's. */}}
@@ -265,4 +323,34 @@ imagePullSecrets:
 {{/* AWS-side names are prefixed with the environment so dev and prod can share an account. */}}
 {{- define "flotilla-service.awsRoleName" -}}
 {{- printf "flotilla-%s-%s" (include "flotilla-service.environment" .) .Values.serviceName -}}
+{{- end -}}
+
+{{/* The hook Jobs that are enabled, as JSON [{name, hooks, weight}], in weight order. */}}
+{{- define "flotilla-service.hookJobs" -}}
+{{- $jobs := list -}}
+{{- if .Values.provision.enabled }}{{- $jobs = append $jobs (dict "name" "provision" "hooks" .Values.provision.hooks "weight" -10) -}}{{- end }}
+{{- if .Values.migration.enabled }}{{- $jobs = append $jobs (dict "name" "migrate" "hooks" .Values.migration.hooks "weight" -5) -}}{{- end }}
+{{- if .Values.seed.enabled }}{{- $jobs = append $jobs (dict "name" "seed" "hooks" .Values.seed.hooks "weight" 5) -}}{{- end }}
+{{- toJson $jobs -}}
+{{- end -}}
+
+{{/*
+Hook events of the Jobs that run in some pre-* event (they use the hook ServiceAccount and Secret, which must
+exist in each of those events), as a sorted JSON list; empty when no Job runs before the release's objects.
+*/}}
+{{- define "flotilla-service.jobsPreHooks" -}}
+{{- $events := list -}}
+{{- range include "flotilla-service.hookJobs" . | fromJsonArray -}}
+{{- if contains "pre-" .hooks -}}
+{{- $events = concat $events (splitList "," .hooks) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson ($events | uniq | sortAlpha) -}}
+{{- end -}}
+
+{{/* The hook ServiceAccount of pre-* Jobs, or "" when no Job runs before the release's objects exist. */}}
+{{- define "flotilla-service.jobsServiceAccount" -}}
+{{- if include "flotilla-service.jobsPreHooks" . | fromJsonArray -}}
+{{- printf "%s-jobs" (include "flotilla-service.fullname" .) -}}
+{{- end -}}
 {{- end -}}
