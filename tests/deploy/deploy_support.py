@@ -244,6 +244,31 @@ class CrdIndex:
         return id(self)
 
 
+FORBIDDEN_GROUPS = ("appmesh.k8s.aws",)  # App Mesh: end of support 2026-09-30
+
+
+def check_objects(docs: list[dict], kube: str, crds: CrdIndex | None) -> tuple[list[str], list[str]]:
+    """Validation errors, and the custom resources left unchecked because no CRD directory was given."""
+    errors: list[str] = []
+    unchecked: list[str] = []
+    for doc in docs:
+        ident = f"{doc['apiVersion']} {doc['kind']}/{doc['metadata'].get('name')}"
+        if doc["apiVersion"].split("/")[0] in FORBIDDEN_GROUPS:
+            errors.append(f"{ident}: App Mesh resources must never be rendered")
+            continue
+        found = validate_core(doc, kube)
+        if found is None:
+            if crds is None:
+                unchecked.append(ident)
+                continue
+            found = crds.validate(doc)
+            if found is None:
+                errors.append(f"{ident}: neither a Kubernetes {kube} kind nor a CRD in {crds.root}")
+                continue
+        errors += found
+    return errors, unchecked
+
+
 # ---- queries on rendered documents ------------------------------------------------------------------------
 
 

@@ -142,11 +142,13 @@ def test_config_change_rolls_the_pods(renderer: Renderer) -> None:
 
 def test_secrets_come_from_external_secrets(renderer: Renderer) -> None:
     docs = everything(renderer, "none")
-    es = one(docs, "ExternalSecret")
+    es = one(docs, "ExternalSecret", "catalog-external")
     assert es["spec"]["target"]["name"] == "catalog-external"
     assert es["spec"]["data"] == [
         {"secretKey": "CATALOG_DATABASE_URL", "remoteRef": {"key": "/flotilla/prod/catalog/database-url"}}
     ]
+    # The pre-install migration reads the same remote data through a hook copy (jobs.yaml).
+    assert one(docs, "ExternalSecret", "catalog-jobs")["spec"]["data"] == es["spec"]["data"]
     assert not find(docs, "Secret"), "secrets are never rendered from values"
 
 
@@ -463,7 +465,7 @@ def test_hpa_and_keda_together_are_refused(renderer: Renderer) -> None:
 def test_migration_job_and_helm_test(renderer: Renderer) -> None:
     docs = everything(renderer, "none")
     job = one(docs, "Job")
-    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     c = job["spec"]["template"]["spec"]["containers"][0]
     assert c["args"] == ["migrate", "catalog"]
     env = {e["name"]: e.get("value") for e in c["env"]}
