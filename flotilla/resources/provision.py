@@ -72,6 +72,42 @@ def summary(changes: list[Change]) -> str:
     return ", ".join(f"{counts[key]} {key}" for key in order if key in counts)
 
 
+def queue_attributes(resolved: Resolved, name: str, queue: Queue) -> dict[str, str]:
+    """The attributes provisioning sets on owned queue ``name`` (its dead-letter queue aside).
+
+    Redrive to the resolved dead-letter queue, and a policy letting exactly the subscribed topics
+    and targeting rules send; the ACK ``Queue`` the service chart renders carries the same values.
+    """
+    attributes = {
+        "VisibilityTimeout": str(queue.visibility_timeout_seconds),
+        "MessageRetentionPeriod": str(queue.message_retention_seconds),
+        "ReceiveMessageWaitTimeSeconds": str(queue.receive_wait_time_seconds),
+        "DelaySeconds": str(queue.delay_seconds),
+    }
+    if queue.fifo:
+        attributes["ContentBasedDeduplication"] = str(queue.content_based_deduplication).lower()
+    if queue.dead_letter is not None:
+        attributes["RedrivePolicy"] = json.dumps(
+            {
+                "deadLetterTargetArn": resolved.dead_letters[name].arn,
+                "maxReceiveCount": queue.dead_letter.max_receive_count,
+            }
+        )
+    policy = _queue_policy(resolved, resolved.queues[name])
+    if policy is not None:
+        attributes["Policy"] = json.dumps(policy)
+    return attributes
+
+
+def subscription_attributes(raw: bool, filter_policy: dict[str, Any] | None, scope: str) -> dict[str, str]:
+    """The attributes of a topic-to-queue subscription: raw delivery, and the filter policy when given."""
+    wanted = {"RawMessageDelivery": str(raw).lower()}
+    if filter_policy is not None:
+        wanted["FilterPolicy"] = json.dumps(filter_policy, sort_keys=True)
+        wanted["FilterPolicyScope"] = scope
+    return wanted
+
+
 class _Provisioner:
     def __init__(
         self, spec: ResourcesSpec, resolved: Resolved, clients: ClientFactory, dry_run: bool
@@ -91,13 +127,13 @@ class _Provisioner:
                 dlq = self.resolved.dead_letters[name]
                 attributes = {"MessageRetentionPeriod": str(queue.dead_letter.message_retention_seconds)}
                 yield self._queue(dlq, attributes)
-            yield self._queue(self.resolved.queues[name], self._queue_attributes(name, queue))
+            yield self._queue(self.resolved.queues[name], queue_attributes(self.resolved, name, queue))
         for name, queue in self.spec.owns.queues.items():
             for sub in queue.subscriptions:
                 yield self._subscription(
                     self.resolved.topic(sub.topic).arn,
                     self.resolved.queues[name],
-                    self._subscription_attributes(
+                    subscription_attributes(
                         sub.raw_message_delivery, sub.filter_policy, sub.filter_policy_scope
                     ),
                 )
@@ -184,15 +220,6 @@ class _Provisioner:
             return self._updated("sns topic", ref.name, ["ContentBasedDeduplication"])
         return Change("kept", "sns topic", ref.name)
 
-    def _subscription_attributes(
-        self, raw: bool, filter_policy: dict[str, Any] | None, scope: str
-    ) -> dict[str, str]:
-        wanted = {"RawMessageDelivery": str(raw).lower()}
-        if filter_policy is not None:
-            wanted["FilterPolicy"] = json.dumps(filter_policy, sort_keys=True)
-            wanted["FilterPolicyScope"] = scope
-        return wanted
-
     def _subscription(self, topic_arn: str, queue: QueueRef, wanted: dict[str, str]) -> Change:
         sns = self.clients("sns")
         topic_name = topic_arn.rsplit(":", 1)[-1]
@@ -242,50 +269,6 @@ class _Provisioner:
 
     # --- SQS ------------------------------------------------------------------------------------
 
-    def _queue_attributes(self, name: str, queue: Queue) -> dict[str, str]:
-        attributes = {
-            "VisibilityTimeout": str(queue.visibility_timeout_seconds),
-            "MessageRetentionPeriod": str(queue.message_retention_seconds),
-            "ReceiveMessageWaitTimeSeconds": str(queue.receive_wait_time_seconds),
-            "DelaySeconds": str(queue.delay_seconds),
-        }
-        if queue.fifo:
-            attributes["ContentBasedDeduplication"] = str(queue.content_based_deduplication).lower()
-        if queue.dead_letter is not None:
-            attributes["RedrivePolicy"] = json.dumps(
-                {
-                    "deadLetterTargetArn": self.resolved.dead_letters[name].arn,
-                    "maxReceiveCount": queue.dead_letter.max_receive_count,
-                }
-            )
-        policy = self._queue_policy(self.resolved.queues[name])
-        if policy is not None:
-            attributes["Policy"] = json.dumps(policy)
-        return attributes
-
-    def _queue_policy(self, queue: QueueRef) -> dict[str, Any] | None:
-        """Who may send to the queue: its subscribed topics and the rules that target it, nobody else."""
-        topics = sorted({sub.topic.arn for sub in self.resolved.subscriptions if sub.queue == queue})
-        rules = sorted({rule.arn for rule in self.resolved.rules.values() if queue in rule.targets})
-        statements = [
-            {
-                "Sid": sid,
-                "Effect": "Allow",
-                "Principal": {"Service": principal},
-                "Action": "sqs:SendMessage",
-                "Resource": queue.arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": arns}},
-            }
-            for sid, principal, arns in (
-                ("FromSnsTopics", "sns.amazonaws.com", topics),
-                ("FromEventBridgeRules", "events.amazonaws.com", rules),
-            )
-            if arns
-        ]
-        if not statements:
-            return None
-        return {"Version": "2012-10-17", "Id": f"{queue.arn}/flotilla", "Statement": statements}
-
     def _queue(self, queue: QueueRef, wanted: dict[str, str]) -> Change:
         sqs = self.clients("sqs")
         url = _get(lambda: sqs.get_queue_url(QueueName=queue.name)["QueueUrl"])
@@ -311,7 +294,7 @@ class _Provisioner:
         current = _get(lambda: ddb.describe_table(TableName=ref.name)["Table"])
         if current is None:
             if not self.dry_run:
-                ddb.create_table(TableName=ref.name, **_table_definition(table))
+                ddb.create_table(TableName=ref.name, **table_definition(table))
                 ddb.get_waiter("table_exists").wait(TableName=ref.name, WaiterConfig={"Delay": 1})
                 if table.ttl_attribute:
                     self._enable_ttl(ddb, ref.name, table.ttl_attribute)
@@ -329,7 +312,7 @@ class _Provisioner:
             if not self.dry_run:
                 ddb.update_table(TableName=ref.name, **_billing(table))
         existing = {index["IndexName"] for index in current.get("GlobalSecondaryIndexes", [])}
-        definition = _table_definition(table)
+        definition = table_definition(table)
         for index in definition.get("GlobalSecondaryIndexes", []):
             if index["IndexName"] not in existing:
                 changed.append(f"index {index['IndexName']}")
@@ -383,7 +366,7 @@ def _billing(table: Table) -> dict[str, Any]:
     }
 
 
-def _table_definition(table: Table) -> dict[str, Any]:
+def table_definition(table: Table) -> dict[str, Any]:
     """CreateTable arguments (without the name): keys, every key attribute defined once, billing, GSIs."""
     attributes: dict[str, str] = {}
     for key in (table.hash_key, table.range_key):
@@ -417,6 +400,30 @@ def _table_definition(table: Table) -> dict[str, Any]:
     return definition
 
 
+def _queue_policy(resolved: Resolved, queue: QueueRef) -> dict[str, Any] | None:
+    """Who may send to the queue: its subscribed topics and the rules that target it, nobody else."""
+    topics = sorted({sub.topic.arn for sub in resolved.subscriptions if sub.queue == queue})
+    rules = sorted({rule.arn for rule in resolved.rules.values() if queue in rule.targets})
+    statements = [
+        {
+            "Sid": sid,
+            "Effect": "Allow",
+            "Principal": {"Service": principal},
+            "Action": "sqs:SendMessage",
+            "Resource": queue.arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": arns}},
+        }
+        for sid, principal, arns in (
+            ("FromSnsTopics", "sns.amazonaws.com", topics),
+            ("FromEventBridgeRules", "events.amazonaws.com", rules),
+        )
+        if arns
+    ]
+    if not statements:
+        return None
+    return {"Version": "2012-10-17", "Id": f"{queue.arn}/flotilla", "Statement": statements}
+
+
 def _code(err: ClientError) -> str:
     return str(err.response.get("Error", {}).get("Code", ""))
 
@@ -445,4 +452,12 @@ def _same(current: Any, wanted: str) -> bool:
         return False
 
 
-__all__ = ["Change", "ProvisionError", "provision", "summary"]
+__all__ = [
+    "Change",
+    "ProvisionError",
+    "provision",
+    "queue_attributes",
+    "subscription_attributes",
+    "summary",
+    "table_definition",
+]

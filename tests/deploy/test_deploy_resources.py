@@ -30,7 +30,11 @@ from deploy_support import (
 from flotilla.resources.helm import STORE_VALUES_FILE, dump_values, render_store_values, update_chart_schema
 from flotilla.resources.iam import policy_document
 from flotilla.resources.naming import Place, Resolved, resolve
-from flotilla.resources.provision import _Provisioner, _table_definition  # the code provision runs
+from flotilla.resources.provision import (  # the code provision runs
+    queue_attributes,
+    subscription_attributes,
+    table_definition,
+)
 from flotilla.resources.spec import ResourcesSpec, parse_spec
 
 Doc = dict[str, Any]
@@ -100,7 +104,6 @@ def _json_fields(spec: Doc, *names: str) -> Doc:
 
 def assert_matches_chassis(docs: list[Doc], spec: ResourcesSpec, resolved: Resolved, ssm: bool) -> None:
     """The ACK objects in docs are exactly what flotilla provision / iam-policy produce for spec in place."""
-    provisioner = _Provisioner(spec, resolved, clients=lambda name: None, dry_run=True)
     ours = [d for d in docs if d["apiVersion"].split("/")[0] in ACK_GROUPS]
     queues = {d["spec"]["queueName"]: d["spec"] for d in find(ours, "Queue")}
     expected_queues = {q.name for q in resolved.queues.values()} | {
@@ -109,7 +112,7 @@ def assert_matches_chassis(docs: list[Doc], spec: ResourcesSpec, resolved: Resol
     assert set(queues) == expected_queues
     for name, queue in spec.owns.queues.items():
         got = _json_fields(queues[resolved.queues[name].name], "redrivePolicy", "policy")
-        attributes = provisioner._queue_attributes(name, queue)  # what provision sets on the queue
+        attributes = queue_attributes(resolved, name, queue)  # what provision sets on the queue
         want = _json_fields(_camel(attributes), "redrivePolicy", "policy")
         if queue.fifo:
             want["fifoQueue"] = "true"
@@ -139,7 +142,7 @@ def assert_matches_chassis(docs: list[Doc], spec: ResourcesSpec, resolved: Resol
     for name, queue in spec.owns.queues.items():
         for sub in queue.subscriptions:
             key = (resolved.topic(sub.topic).arn, resolved.queues[name].arn)
-            attrs = provisioner._subscription_attributes(
+            attrs = subscription_attributes(
                 sub.raw_message_delivery, sub.filter_policy, sub.filter_policy_scope
             )
             expected_subs[key] = {"protocol": "sqs", **_json_fields(_camel(attrs), "filterPolicy")}
@@ -152,7 +155,7 @@ def assert_matches_chassis(docs: list[Doc], spec: ResourcesSpec, resolved: Resol
     assert set(tables) == {t.name for t in resolved.tables.values()}
     for name, table in spec.owns.tables.items():
         got = tables[resolved.tables[name].name]
-        want = _camel(_table_definition(table))  # CreateTable's arguments, as provision calls it
+        want = _camel(table_definition(table))  # CreateTable's arguments, as provision calls it
         assert {k: got.get(k) for k in want} == want, name
         ttl = {"attributeName": table.ttl_attribute, "enabled": True} if table.ttl_attribute else None
         assert got.get("timeToLive") == ttl
