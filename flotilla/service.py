@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pydantic_settings import BaseSettings
+
+if TYPE_CHECKING:  # heavy imports (SQLAlchemy, boto3) only for the types
+    from flotilla.db.migrations import Migrations
+    from flotilla.messaging.consumer import Consumer
+    from flotilla.messaging.outbox import OutboxRelay
 
 
 @dataclass(frozen=True)
@@ -22,7 +27,11 @@ class Service:
     settings: type[BaseSettings]
     create_app: Callable[[Any], Any]
     description: str = ""
-    extras: dict[str, Any] = field(default_factory=dict)
+    # What else the service runs, each optional; the CLI, the local stack and the charts read them.
+    migrations: Migrations | None = None  # `flotilla migrate`, the chart's migration Job
+    seed: Callable[[Any], Mapping[str, int]] | None = None  # settings -> rows added; idempotent
+    consumers: Callable[[Any], Iterable[Consumer]] | None = None  # settings -> `flotilla consume`
+    outbox: Callable[[Any], OutboxRelay] | None = None  # settings -> `flotilla outbox-relay`
     # Checks that need platform and service settings together (a secret required outside local,
     # say). Run by the CLI before gunicorn forks; raise ConfigError to stop with one line, exit 2.
     preflight: Callable[[Any, Any], None] | None = None

@@ -1,9 +1,9 @@
 """``flotilla migrate <service>`` and ``flotilla seed <service>``: schema and starting data, on request.
 
-A service declares both in ``Service.extras``:
+A service declares both on its ``Service``:
 
-- ``"migrations"``: a :class:`flotilla.db.Migrations` (its settings must include ``DatabaseSettings``);
-- ``"seed"``: ``(settings) -> Mapping[str, int]``, loading its data idempotently and returning how
+- ``migrations``: a :class:`flotilla.db.Migrations` (its settings must include ``DatabaseSettings``);
+- ``seed``: ``(settings) -> Mapping[str, int]``, loading its data idempotently and returning how
   many rows (or items) of each kind it added; a second run adds nothing.
 
 Registered lazily in ``flotilla.cli.LAZY_COMMANDS``. A service without the declaration, or without a
@@ -21,11 +21,9 @@ from flotilla.cli import CommandFailed, load_service_config
 
 
 def _declared(service: Any, key: str, what: str) -> Any:
-    found = service.extras.get(key)
+    found = getattr(service, key, None)
     if found is None:
-        raise CommandFailed(
-            f"{service.name} declares no {what}: add extras={{{key!r}: ...}} to its Service", exit_code=2
-        )
+        raise CommandFailed(f"{service.name} declares no {what}: set {key}=... on its Service", exit_code=2)
     return found
 
 
@@ -48,7 +46,7 @@ def migrate(service: str, revision: str) -> None:
     svc, _, settings = load_service_config(service)
     migrations = _declared(svc, "migrations", "migrations")
     if not isinstance(migrations, Migrations):
-        raise CommandFailed(f"{svc.name}: extras['migrations'] must be a flotilla.db.Migrations", exit_code=2)
+        raise CommandFailed(f"{svc.name}: Service.migrations must be a flotilla.db.Migrations", exit_code=2)
     if not isinstance(settings, DatabaseSettings):
         raise CommandFailed(
             f"{svc.name}: its settings do not include flotilla.db.DatabaseSettings", exit_code=2

@@ -1,6 +1,6 @@
 """Alembic migrations a service keeps in its own folder, run by ``flotilla migrate <service>``.
 
-A service declares ``Migrations(Path(__file__).parent / "migrations")`` in its ``Service.extras``
+A service declares ``Migrations(Path(__file__).parent / "migrations")`` as its ``Service.migrations``
 and keeps a three-line ``env.py`` there that calls :func:`run_migrations` with its metadata. No
 ``alembic.ini``: the database comes from the service's settings, like everything else, so the
 chart's migration Job and a developer's shell configure it the same way.

@@ -2,7 +2,7 @@
 
 - ``supervisor``: runs child processes with prefixed output, start-up checks and a clean stop;
 - ``backends``: the emulator, Postgres and Redis as local processes, and their readiness probes;
-- ``stack``: what to run, worked out from each service's settings, resources and extras;
+- ``stack``: what to run, worked out from each service's settings, resources and declared workers;
 - ``up``: the start-up order and the run loop; ``banner``: what is printed when it is ready;
 - ``cli``: the ``flotilla up`` command (``make run``). See ``docs/local-stack.md``.
 """

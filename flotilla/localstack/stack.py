@@ -5,11 +5,11 @@ what it already declares for production:
 
 - a ``resources.yaml`` next to it: its AWS resources are provisioned in the emulator;
 - settings that mix in ``flotilla.db.DatabaseSettings``: a database of its own (``<PREFIX>DATABASE_URL``),
-  in the local Postgres or, without one, an SQLite file; ``extras["migrations"]`` and
-  ``extras["seed"]`` run ``flotilla migrate`` and ``flotilla seed``;
+  in the local Postgres or, without one, an SQLite file; ``Service.migrations`` and
+  ``Service.seed`` run ``flotilla migrate`` and ``flotilla seed``;
 - settings with ``cache_url`` (``flotilla.cache.CacheSettings``) or any ``*redis_url`` field: the
   local Redis, or nothing (the in-process fallback) without one;
-- ``extras["consumers"]``: a ``flotilla consume`` process beside the HTTP one.
+- ``Service.consumers``: a ``flotilla consume`` process beside the HTTP one.
 
 The service called ``gateway`` gets the front port (8080) and the dev issuer as its token issuer.
 Every process gets the same platform environment: the emulator's endpoint, a static discovery map
@@ -112,11 +112,11 @@ class ServiceUnit:
 
     @property
     def migrates(self) -> bool:
-        return "migrations" in self.module.extras
+        return self.module.migrations is not None
 
     @property
     def seeds(self) -> bool:
-        return "seed" in self.module.extras
+        return self.module.seed is not None
 
 
 @dataclass
@@ -310,7 +310,7 @@ def make_plan(options: Options) -> Plan:
             port = ports.pick(next_port)
         units.append(_unit(service, port))
     for unit in units:
-        if "consumers" in unit.module.extras:
+        if unit.module.consumers is not None:
             next_port += 1
             unit.consumer_port = ports.pick(next_port)
 

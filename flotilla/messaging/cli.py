@@ -1,10 +1,10 @@
 """``flotilla consume <service>`` and ``flotilla outbox-relay <service>``: messaging workers as processes.
 
-A service declares its workers in ``Service.extras``, as factories taking the loaded settings (so
+A service declares its workers on its ``Service``, as factories taking the loaded settings (so
 they can open the service's database or name its queues per environment):
 
-- ``"consumers"``: ``(settings) -> Iterable[Consumer]``, run by ``flotilla consume``;
-- ``"outbox"``: ``(settings) -> OutboxRelay``, run by ``flotilla outbox-relay`` (or inside
+- ``consumers``: ``(settings) -> Iterable[Consumer]``, run by ``flotilla consume``;
+- ``outbox``: ``(settings) -> OutboxRelay``, run by ``flotilla outbox-relay`` (or inside
   ``flotilla consume --outbox-relay`` for a service small enough to want one process).
 
 Each worker process serves ``/livez``, ``/readyz`` and ``/metrics`` on ``FLOTILLA_BIND`` (the same
@@ -55,11 +55,10 @@ class _WorkerProcess:
         self._server: Any = None
 
     def factory(self, key: str, what: str) -> Callable[[Any], Any]:
-        # A ``Service`` field of that name wins over ``extras`` once the Service grows one.
-        found = getattr(self.svc, key, None) or self.svc.extras.get(key)
+        found = getattr(self.svc, key, None)
         if not callable(found):
             raise CommandFailed(
-                f"{self.svc.name} declares no {what}: add extras={{{key!r}: factory}} to its Service",
+                f"{self.svc.name} declares no {what}: set {key}=<factory> on its Service",
                 exit_code=2,
             )
         return found  # type: ignore[no-any-return]

@@ -24,5 +24,6 @@ service = Service(
     settings=Settings,
     create_app=_create_app,
     description=__doc__ or "",
-    extras={"migrations": Migrations(Path(__file__).parent / "migrations"), "seed": _seed},
+    migrations=Migrations(Path(__file__).parent / "migrations"),
+    seed=_seed,
 )

@@ -22,7 +22,7 @@ def settings(database_url: str, cache_url: str | None = None, **extra: Any) -> S
 def migrate(database_url: str) -> None:
     engine = sa.create_engine(database_url)
     try:
-        service.extras["migrations"].upgrade(engine)
+        service.migrations.upgrade(engine)
     finally:
         engine.dispose()
 

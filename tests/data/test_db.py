@@ -14,7 +14,8 @@ from flotilla.db import Database, DatabaseSettings, Migrations, normalize_url
 from services.catalog import service as catalog_service
 from tests.data.support import closed_port
 
-MIGRATIONS: Migrations = catalog_service.extras["migrations"]
+assert catalog_service.migrations is not None
+MIGRATIONS: Migrations = catalog_service.migrations
 
 
 def settings(url: str, **extra: object) -> DatabaseSettings:

@@ -105,5 +105,6 @@ service = Service(
     name="workertest",
     settings=Settings,
     create_app=_create_app,
-    extras={"consumers": consumers, "outbox": outbox},
+    consumers=consumers,
+    outbox=outbox,
 )
