@@ -90,6 +90,35 @@ def test_dev_dependencies_reachable_only_by_their_clients(renderer: Renderer) ->
     assert not find(renderer.render(CELLS["flotilla:eks"]), "Deployment", "postgres")
 
 
+def test_dev_issuer_is_reached_by_the_gateway_alone(renderer: Renderer) -> None:
+    docs = renderer.render(CELLS["flotilla:kind"])
+    pods = _pods(docs)
+    others = [name for name in pods if name != "dev-issuer"]
+    assert {"gateway", "catalog", "cart", "postgres", "redis", "moto"} <= set(others)
+    assert [name for name in others if _can_connect(docs, name, "dev-issuer", 8090)] == ["gateway"]
+    assert not _can_connect(docs, "gateway", "dev-issuer", 8000), "only the JWKS port is open"
+    ports = (8000, 8090, 5432, 6379, 5000, 443)
+    assert not any(_can_connect(docs, "dev-issuer", name, port) for name in others for port in ports)
+    # Nothing from other namespaces (the ingress controller included) or addresses: in, the gateway's pods
+    # alone; out, nothing at all.
+    own = [
+        p["spec"]
+        for p in find(docs, "NetworkPolicy")
+        if _matches(p["spec"]["podSelector"], pods["dev-issuer"])
+    ]
+    peers = [
+        x
+        for spec in own
+        if "Ingress" in spec["policyTypes"]
+        for r in spec.get("ingress") or []
+        for x in r["from"]
+    ]
+    gateway = {"app.kubernetes.io/name": "gateway", "app.kubernetes.io/instance": "store"}
+    assert peers == [{"podSelector": {"matchLabels": gateway}}]
+    assert [r for spec in own if "Egress" in spec["policyTypes"] for r in spec.get("egress") or []] == []
+    assert not find(renderer.render(CELLS["flotilla:eks"]), "Deployment", "dev-issuer")
+
+
 def test_every_service_can_resolve_dns(renderer: Renderer) -> None:
     docs = renderer.render(CELLS["flotilla:eks"])
     dns = {"k8s-app": "kube-dns"}

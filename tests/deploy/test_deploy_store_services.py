@@ -1,5 +1,6 @@
-"""The store as its services really run: one principal key, the gateway's Cognito and Redis, the catalog's
-database, migration and seed, the cart's table, and the consumer role with a real resources spec."""
+"""The store as its services really run: one principal key, the gateway's Cognito and Redis (and on kind the dev
+issuer's tokens), the catalog's database, migration and seed, the cart's table, and the consumer role with a real
+resources spec."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import base64
 import ipaddress
 import json
 import re
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import yaml
+from click.testing import CliRunner
 from deploy_support import (
     CELLS,
     KUBE_VERSIONS,
@@ -28,9 +33,14 @@ from deploy_support import (
 )
 from pydantic import SecretStr
 
+from flotilla.auth import JwksCache
+from flotilla.auth.cli import token
+from flotilla.auth.dev_issuer import JWKS_PATH, DevIssuer, create_issuer_app
 from flotilla.config.settings import PlatformSettings
+from flotilla.http.clock import SYSTEM_CLOCK
 from services.cart.settings import Settings as CartSettings
 from services.catalog.settings import Settings as CatalogSettings
+from services.gateway.app import token_verifier
 from services.gateway.settings import STORE_ROUTES
 from services.gateway.settings import Settings as GatewaySettings
 
@@ -170,6 +180,53 @@ def test_gateway_on_kind_uses_the_dev_redis(renderer: Renderer) -> None:
     assert redis["CATALOG_CACHE_URL"].startswith("redis://redis:6379/")
     assert redis["GATEWAY_REDIS_URL"] != redis["CATALOG_CACHE_URL"], "separate databases"
     assert one(docs, "Service", "redis")["spec"]["ports"][0]["port"] == 6379
+
+
+def test_gateway_on_kind_accepts_a_token_made_in_the_dev_issuer_pod(
+    renderer: Renderer, tmp_path: Path
+) -> None:
+    """`kubectl exec deploy/dev-issuer -- flotilla token ...` gives a token the gateway, as rendered, accepts.
+
+    (Every object of the kind cell, the dev issuer's included, is validated by test_deploy_matrix and checkov.)
+    """
+    docs = renderer.render(CELLS["flotilla:kind"])
+    issuer = one(docs, "Deployment", "dev-issuer")
+    container, env = _container(issuer), _env(issuer)
+    url = env["FLOTILLA_DEV_ISSUER_URL"]
+    # The pod serves that URL: its Service is the URL's host and port, `flotilla dev-issuer` listens on it.
+    service = one(docs, "Service", "dev-issuer")["spec"]["ports"][0]
+    assert (urlsplit(url).hostname, urlsplit(url).port) == ("dev-issuer", service["port"])
+    assert container["args"] == ["dev-issuer", "--bind", f"0.0.0.0:{service['port']}"]
+    assert container["image"] == _container(one(docs, "Deployment", "gateway"))["image"]
+    key_dir = env["FLOTILLA_DEV_ISSUER_DIR"]
+    assert any(key_dir.startswith(m["mountPath"] + "/") for m in container["volumeMounts"]), (
+        "keys: an emptyDir"
+    )
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+    # The gateway as rendered trusts exactly that issuer and fetches its JWKS from it.
+    config = one(docs, "ConfigMap", "gateway")["data"]
+    assert config["GATEWAY_JWT_ISSUER"] == url
+    assert config["GATEWAY_JWKS_URL"] == url + JWKS_PATH
+    settings = GatewaySettings.model_validate(
+        {k.removeprefix("GATEWAY_").lower(): v for k, v in config.items() if k.startswith("GATEWAY_")}
+    )
+    verifier = token_verifier(settings, PlatformSettings(env=config["FLOTILLA_ENV"]), SYSTEM_CLOCK)
+    assert verifier is not None and verifier.jwks.url == config["GATEWAY_JWKS_URL"]
+
+    # `flotilla token` with the container's environment (its key directory moved under tmp_path), the JWKS
+    # served by the issuer's own app for the same keys.
+    keys = tmp_path / key_dir.lstrip("/")
+    result = CliRunner().invoke(
+        token,
+        ["--sub", "alice", "--scope", "cart"],
+        env={"FLOTILLA_DEV_ISSUER_URL": url, "FLOTILLA_DEV_ISSUER_DIR": str(keys)},
+    )
+    assert result.exit_code == 0, result.output
+    app = create_issuer_app(DevIssuer(keys, url=url))
+    verifier.jwks = JwksCache(verifier.jwks.url, transport=httpx.WSGITransport(app=app))
+    claims = verifier.verify(result.output.strip())
+    assert (claims.subject, claims.scopes) == ("alice", frozenset({"cart"}))
 
 
 @pytest.mark.parametrize("cell", ["eks", "kind"])
