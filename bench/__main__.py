@@ -17,7 +17,14 @@ import sys
 import traceback
 from pathlib import Path
 
-SECTIONS = ["chassis_overhead", "client_overhead", "consumer_throughput", "gateway_hop", "image_sizes"]
+SECTIONS = [
+    "chassis_overhead",
+    "instructions",
+    "client_overhead",
+    "consumer_throughput",
+    "gateway_hop",
+    "image_sizes",
+]
 
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 HEADER = "# Benchmarks\n\nWritten by `make bench` (`python -m bench [section...]`).\n"

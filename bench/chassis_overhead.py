@@ -132,7 +132,10 @@ def run() -> str:
             "",
             *rows,
             "",
-            f"**Where it stands:** the chassis costs {ratio:.2f}x bare Flask's CPU per request "
-            f"(goal <= 1.18x: it {goal} it) and {vs_stock:.2f}x the stock setup's.",
+            f"**Where it stands:** in these runs the chassis cost {ratio:.2f}x bare Flask's CPU per request "
+            f"(goal <= 1.18x: it {goal} it) and {vs_stock:.2f}x the stock setup's. On this shared machine "
+            "CPU per request swung by up to 2x between identical runs of the same variant (neighbours' "
+            "steal time lands on our processes), so read these medians with the instruction counts below, "
+            "which do not move.",
         ]
     )
