@@ -18,7 +18,7 @@ from flotilla import aws
 from flotilla import create_app as create_chassis_app
 from flotilla.app import health
 from flotilla.errors import ProblemError
-from flotilla.http import Deadlines, ServiceClient
+from flotilla.http import ServiceClient
 from flotilla.principal import current_principal, platform_secret, require_principal
 from flotilla.resources import physical_name
 from services.cart import api
@@ -36,7 +36,6 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     settings = settings or Settings()  # type: ignore[call-arg]
     app = create_chassis_app(SERVICE, settings, title="Cart service")
     platform = app.extensions["flotilla.platform"]
-    Deadlines(app)
     catalog = ServiceClient(app)
     store = CartStore(
         aws.client("dynamodb", platform),
