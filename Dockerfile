@@ -48,7 +48,8 @@ RUN dpkg --purge --force-remove-essential --force-depends \
         apt libapt-pkg6.0 perl-base debconf libgnutls30 libp11-kit0 libsystemd0 libudev1 libgcrypt20 libdb5.3 \
         libseccomp2 >/dev/null 2>&1 \
  && rm -rf /var/cache/debconf /usr/share/perl5 /var/log/* \
- && python3 -c 'import ssl, sqlite3, zoneinfo'
+ && python3 -c 'import ssl, sqlite3, zoneinfo' \
+ && install -d -o 65532 -g 65532 -m 0755 /opt/sync
 
 FROM scratch AS runtime
 ARG BASE_IMAGE
@@ -67,7 +68,12 @@ LABEL org.opencontainers.image.title="flotilla-${SERVICE}" \
       org.opencontainers.image.base.name="${BASE_IMAGE}" \
       org.flotilla.service="${SERVICE}"
 # The only writable path at run time is /tmp (a tmpfs): traces, metrics and HOME all live there.
+# /opt/sync (made in `os`, owned by 65532) comes first on PYTHONPATH: modules there shadow the installed
+# packages. It is empty in the image and unwritable under the read-only root filesystem; only the charts'
+# dev.sync mounts an emptyDir there (seeded with the installed flotilla and services packages) for
+# `skaffold dev` file sync. No Python version in the path, so any base image works.
 ENV PATH=/opt/venv/bin:/usr/local/bin:/usr/bin:/bin \
+    PYTHONPATH=/opt/sync \
     LANG=C.UTF-8 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

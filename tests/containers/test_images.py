@@ -127,3 +127,70 @@ def test_migrations_run_from_the_image(run_pod: Any, service: str) -> None:
         pytest.skip(f"{service} has no migrations")
     pod = run_pod(command=["migrate", service])
     assert pod.wait_exit(timeout=60) == 0, pod.output()
+
+
+def _sync_dir(image: str) -> str:
+    """The first PYTHONPATH entry: where `skaffold dev` syncs sources (docs/images.md, charts' dev.sync)."""
+    from tests.backends.engine import engine
+
+    found = engine()
+    assert found is not None
+    env = dict(item.split("=", 1) for item in found.client.images.get(image).attrs["Config"]["Env"])
+    return env["PYTHONPATH"].split(":")[0]
+
+
+def _python(image: str, code: str, **kwargs: Any) -> str:
+    from tests.backends.engine import engine
+
+    found = engine()
+    assert found is not None
+    out = found.client.containers.run(
+        image,
+        ["-c", code],
+        entrypoint=["python"],
+        network_mode="host",
+        read_only=True,
+        remove=True,
+        tmpfs={"/tmp": "rw,nosuid,nodev,size=16m", **kwargs.pop("tmpfs", {})},
+        **kwargs,
+    )
+    return out.decode().strip()
+
+
+def test_sync_dir_is_empty_owned_by_65532_and_first_on_sys_path(image: str) -> None:
+    sync_dir = _sync_dir(image)
+    assert sync_dir.startswith("/") and "python3" not in sync_dir
+    code = (
+        "import json, os, sys\n"
+        f"d = {sync_dir!r}\n"
+        "st = os.stat(d)\n"
+        "try:\n"
+        "    open(os.path.join(d, 'probe.py'), 'w')\n"
+        "    writable = True\n"
+        "except OSError:\n"
+        "    writable = False\n"
+        "print(json.dumps({'dir': os.path.isdir(d), 'entries': os.listdir(d), 'uid': st.st_uid, 'gid': st.st_gid,"
+        " 'first': sys.path.index(d) < min(i for i, p in enumerate(sys.path) if p.endswith('site-packages')),"
+        " 'writable': writable}))\n"
+    )
+    facts = json.loads(_python(image, code))
+    assert facts == {"dir": True, "entries": [], "uid": 65532, "gid": 65532, "first": True, "writable": False}
+
+
+def test_modules_in_the_sync_dir_shadow_the_installed_ones(image: str) -> None:
+    """Like a dev.sync pod: a writable volume on the sync dir, seeded with the packages, then one file changed."""
+    sync_dir = _sync_dir(image)
+    code = (
+        "import os, shutil, importlib\n"
+        "import flotilla, services\n"
+        "for package in (flotilla, services):\n"
+        f"    shutil.copytree(os.path.dirname(package.__file__), os.path.join({sync_dir!r}, package.__name__),"
+        " dirs_exist_ok=True, ignore=shutil.ignore_patterns('__pycache__'))\n"
+        f"with open(os.path.join({sync_dir!r}, 'flotilla', 'synced_probe.py'), 'w') as f:\n"
+        "    f.write('SYNCED = True\\n')\n"
+        "import subprocess, sys\n"
+        "print(subprocess.run([sys.executable, '-c', 'import flotilla, flotilla.synced_probe as p; "
+        "print(flotilla.__file__, p.SYNCED)'], capture_output=True, text=True, check=True).stdout)\n"
+    )
+    out = _python(image, code, tmpfs={sync_dir: "rw,nosuid,nodev,size=16m,uid=65532,gid=65532"})
+    assert out == f"{sync_dir}/flotilla/__init__.py True"

@@ -61,10 +61,29 @@ SERVICE_CELLS = [
 ]
 # values-resources.yaml: the store services' resources specs, generated from services/*/resources.yaml
 _EKS_FILES = (str(STORE_CHART / "values-eks.yaml"), str(STORE_CHART / "values-resources.yaml"))
+
+
+def skaffold_profile_sets(profile: str) -> tuple[str, ...]:
+    """The `--set`s a skaffold profile adds to the store release (its setValues patch), as helm arguments."""
+    config = yaml.safe_load((REPO / "skaffold.yaml").read_text())
+    (found,) = [p for p in config["profiles"] if p["name"] == profile]
+    sets: dict[str, Any] = {}
+    for patch in found.get("patches", []):
+        if patch["path"] == "/deploy/helm/releases/0/setValues":
+            sets.update(patch["value"])
+    return tuple(
+        f"{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in sets.items()
+    )
+
+
 STORE_CELLS = [
     Cell(STORE_CHART, "defaults"),
     Cell(STORE_CHART, "eks", _EKS_FILES),
     Cell(STORE_CHART, "kind", (str(STORE_CHART / "values-kind.yaml"),)),
+    # What `skaffold dev -p kind` deploys: values-kind.yaml plus the profile's setValues (dev.sync).
+    Cell(
+        STORE_CHART, "kind-skaffold", (str(STORE_CHART / "values-kind.yaml"),), skaffold_profile_sets("kind")
+    ),
     *[
         Cell(STORE_CHART, f"eks-{p}", _EKS_FILES, (f"global.flotilla.meshProvider={p}",))
         for p in ("envoy", "istio", "lattice")

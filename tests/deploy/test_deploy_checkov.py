@@ -27,6 +27,7 @@ SCANNED = [
     "flotilla-service:consumer-ack",
     "flotilla:eks",
     "flotilla:kind",
+    "flotilla:kind-skaffold",
     "flotilla:everything-on",
 ]
 

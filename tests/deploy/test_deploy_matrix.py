@@ -157,13 +157,14 @@ def test_skaffold_config(schemas_dir: Path | None) -> None:
     config = yaml.safe_load((REPO / "skaffold.yaml").read_text())
     assert config["apiVersion"] == "skaffold/v4beta14"
     artifacts = {a["image"]: a for a in config["build"]["artifacts"]}
-    assert set(artifacts) == {"flotilla/gateway", "flotilla/catalog", "flotilla/cart"}
+    assert set(artifacts) == {"flotilla/gateway", "flotilla/catalog", "flotilla/cart", "flotilla/dev-issuer"}
     for image, artifact in artifacts.items():
         assert artifact["docker"]["dockerfile"] == "Dockerfile"
-        assert artifact["docker"]["buildArgs"] == {"SERVICE": image.split("/")[1]}
+        service = "gateway" if image == "flotilla/dev-issuer" else image.split("/")[1]
+        assert artifact["docker"]["buildArgs"] == {"SERVICE": service}
     release = config["deploy"]["helm"]["releases"][0]
     assert release["chartPath"] == "charts/flotilla"
-    for image in artifacts:
+    for image in artifacts.keys() - {"flotilla/dev-issuer"}:
         service = image.split("/")[1]
         key = image.replace("/", "_")
         assert release["setValueTemplates"][f"{service}.image.repository"] == f"{{{{.IMAGE_REPO_{key}}}}}"

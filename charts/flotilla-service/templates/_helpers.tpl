@@ -130,10 +130,17 @@ then gunicorn's graceful timeout; a margin on top so SIGKILL never lands mid-req
 {{- end -}}
 {{- end -}}
 
-{{/* The main container's arguments: `serve`, or `consume` (with the outbox relay when asked) for consumers. */}}
+{{/*
+The main container's arguments: `serve` (`--reload` with dev.sync, so gunicorn restarts its workers when skaffold
+syncs a file), or `consume` (with the outbox relay when asked) for consumers.
+*/}}
 {{- define "flotilla-service.args" -}}
 {{- if eq .Values.role "web" -}}
+{{- if .Values.dev.sync.enabled -}}
+{{- toJson (list "serve" .Values.serviceName "--reload") -}}
+{{- else -}}
 {{- toJson (list "serve" .Values.serviceName) -}}
+{{- end -}}
 {{- else if .Values.consumer.outboxRelay -}}
 {{- toJson (list "consume" .Values.serviceName "--outbox-relay") -}}
 {{- else -}}
@@ -353,4 +360,39 @@ exist in each of those events), as a sorted JSON list; empty when no Job runs be
 {{- if include "flotilla-service.jobsPreHooks" . | fromJsonArray -}}
 {{- printf "%s-jobs" (include "flotilla-service.fullname" .) -}}
 {{- end -}}
+{{- end -}}
+
+
+{{/*
+dev.sync: the directory first on the image's PYTHONPATH (Dockerfile; tests/deploy checks they agree). skaffold's
+file sync copies flotilla/** and services/<service>/** there (skaffold.yaml).
+*/}}
+{{- define "flotilla-service.syncDir" -}}/opt/sync{{- end -}}
+
+{{/*
+dev.sync's init container: copies the installed flotilla and services packages into the emptyDir, so the
+directory holds complete regular packages (a synced file alone would make a namespace portion, which Python
+skips for the installed regular package) and the app imports, and gunicorn's reloader watches, the copies.
+*/}}
+{{- define "flotilla-service.syncSeedContainer" -}}
+- name: sync-seed
+  image: {{ include "flotilla-service.image" . }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  command:
+    - python
+    - -c
+    - |
+      import os, shutil, flotilla, services
+      for package in (flotilla, services):
+          shutil.copytree(os.path.dirname(package.__file__), os.path.join({{ include "flotilla-service.syncDir" . | quote }}, package.__name__),
+                          dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+  securityContext:
+    {{- toYaml .Values.containerSecurityContext | nindent 4 }}
+  resources:
+    {{- toYaml .Values.resources | nindent 4 }}
+  volumeMounts:
+    - name: tmp
+      mountPath: /tmp
+    - name: sync
+      mountPath: {{ include "flotilla-service.syncDir" . }}
 {{- end -}}
