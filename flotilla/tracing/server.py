@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask
 from opentelemetry import context, propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Status, StatusCode
 
@@ -63,13 +64,20 @@ class Tracing:
     def _middleware(self, wsgi_app: WSGIApp) -> WSGIApp:
         spans, untraced = self.spans, self.untraced
         assert spans is not None
+        # The environ keys the propagators read; a request carrying none of them (most direct
+        # calls, every probe) starts a root span without running the propagators at all.
+        carried = tuple("HTTP_" + f.upper().replace("-", "_") for f in propagate.get_global_textmap().fields)
+        empty = Context()
 
         def handle(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             path = environ.get("PATH_INFO", "")
             if path in untraced:
                 return wsgi_app(environ, start_response)
             method = environ.get("REQUEST_METHOD", "")
-            parent = propagate.extract(environ, getter=_getter)
+            if any(key in environ for key in carried):
+                parent = propagate.extract(environ, getter=_getter)
+            else:
+                parent = empty
             span = spans.start(
                 method,
                 parent,
