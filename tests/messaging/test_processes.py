@@ -165,15 +165,10 @@ def test_consume_without_declared_consumers_says_what_to_do(tmp_path: Path) -> N
     assert "declares no consumers" in result.stderr
 
 
-def test_relay_killed_mid_publish_resumes_without_loss_or_double_effect(
-    sqs: Any,
-    make_queue: Any,
-    aws_endpoint: str,
-    database_url: str,
-    engine: sa.Engine,
-    tmp_path: Path,
-    workers: list[Worker],
-) -> None:
+def _topic_queue_and_outbox(
+    sqs: Any, make_queue: Any, aws_endpoint: str, engine: sa.Engine
+) -> tuple[Any, str, str, sa.Table]:
+    """A topic delivering raw to a fresh queue, and a fresh outbox table: what a relay test publishes through."""
     queue = make_queue(visibility=5)
     sns = boto3.client("sns", endpoint_url=aws_endpoint, region_name="us-east-1")
     topic = sns.create_topic(Name=unique("orders-events"))["TopicArn"]
@@ -183,10 +178,22 @@ def test_relay_killed_mid_publish_resumes_without_loss_or_double_effect(
     sns.subscribe(
         TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
     )
-
     table_name = unique("outbox").replace("-", "_")
     table = outbox_table(sa.MetaData(), table_name)
     table.create(engine)
+    return queue, topic, table_name, table
+
+
+def test_relay_killed_mid_publish_resumes_without_loss_or_double_effect(
+    sqs: Any,
+    make_queue: Any,
+    aws_endpoint: str,
+    database_url: str,
+    engine: sa.Engine,
+    tmp_path: Path,
+    workers: list[Worker],
+) -> None:
+    queue, topic, table_name, table = _topic_queue_and_outbox(sqs, make_queue, aws_endpoint, engine)
     tracer = TracerProvider().get_tracer("test")
     with tracer.start_as_current_span("POST /orders") as request_span, engine.begin() as conn:
         events = [new_event("order.placed", {"n": n}, source="tests.orders") for n in range(15)]
@@ -253,18 +260,7 @@ def test_consume_with_outbox_relay_runs_both_in_one_process(
     tmp_path: Path,
     workers: list[Worker],
 ) -> None:
-    queue = make_queue(visibility=5)
-    sns = boto3.client("sns", endpoint_url=aws_endpoint, region_name="us-east-1")
-    topic = sns.create_topic(Name=unique("orders-events"))["TopicArn"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(
-        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
-    )
-    table_name = unique("outbox").replace("-", "_")
-    table = outbox_table(sa.MetaData(), table_name)
-    table.create(engine)
+    queue, topic, table_name, table = _topic_queue_and_outbox(sqs, make_queue, aws_endpoint, engine)
     events = [new_event("order.placed", {"n": n}, source="tests.orders") for n in range(5)]
     with engine.begin() as conn:
         for e in events:
