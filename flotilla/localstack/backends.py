@@ -215,3 +215,22 @@ def redis_server(binary: str, directory: Path, port: int, env: dict[str, str]) -
 def emulator(port: int, env: dict[str, str]) -> ProcessSpec:
     argv = [sys.executable, "-m", "flotilla.localstack.emulator", "--port", str(port)]
     return ProcessSpec("aws", argv, env=env, stop_phase=STOP_PHASE)
+
+
+def cloudmap_namespace(emulator_url: str, name: str, region: str) -> None:
+    """Create the HTTP namespace services register in, once, before they start: left to each
+    service, several would race to create it and the emulator would hold duplicates."""
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "servicediscovery",
+        endpoint_url=emulator_url,
+        region_name=region,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",  # noqa: S106 - the emulator's dummy credentials
+        config=Config(inject_host_prefix=False),
+    )
+    existing = client.list_namespaces()["Namespaces"]
+    if not any(namespace["Name"] == name for namespace in existing):
+        client.create_http_namespace(Name=name)

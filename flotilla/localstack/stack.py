@@ -33,6 +33,8 @@ from typing import Any
 from flotilla.localstack import backends
 from flotilla.localstack.supervisor import ProcessSpec
 
+CLOUDMAP_NAMESPACE = "flotilla.local"
+
 GATEWAY = "gateway"
 DEFAULT_GATEWAY_PORT = 8080
 DEFAULT_ISSUER_PORT = 8090  # flotilla token's default issuer URL, so it works without flags
@@ -189,6 +191,12 @@ class Plan:
                 "FLOTILLA_GRACEFUL_TIMEOUT": "5",
                 "FLOTILLA_DISCOVERY": "static",
                 "FLOTILLA_DISCOVERY_STATIC": json.dumps({s.name: s.url for s in self.services}),
+                # Services also register themselves in the emulator's Cloud Map, as they would
+                # where no controller does it (callers here still use the static map: no lookup).
+                "FLOTILLA_DISCOVERY_REGISTER": "true",
+                "FLOTILLA_DISCOVERY_REGISTER_CREATE_MISSING": "true",
+                "FLOTILLA_DISCOVERY_CLOUDMAP_NAMESPACE": CLOUDMAP_NAMESPACE,
+                "FLOTILLA_DISCOVERY_REGISTER_ADDRESS": "127.0.0.1",
                 "FLOTILLA_PRINCIPAL_SECRET": self.principal_secret,
                 "FLOTILLA_DEV_ISSUER_DIR": str(self.issuer_dir),
             }
@@ -199,6 +207,7 @@ class Plan:
 
     def service_env(self, unit: ServiceUnit) -> dict[str, str]:
         env = self.base_env()
+        env["FLOTILLA_DISCOVERY_INSTANCE_ID"] = f"{unit.name}-{unit.port}"
         env["PROMETHEUS_MULTIPROC_DIR"] = str(self.state_dir / "metrics" / unit.name)
         if unit.wants_database:
             env[f"{unit.env_prefix}DATABASE_URL"] = self.database_url(unit)

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from flotilla.localstack import backends
 from flotilla.localstack.banner import render
-from flotilla.localstack.stack import Options, Plan, make_plan, pid_file
+from flotilla.localstack.stack import CLOUDMAP_NAMESPACE, Options, Plan, make_plan, pid_file
 from flotilla.localstack.supervisor import (
     Interrupted,
     ProcessFailed,
@@ -124,6 +124,7 @@ def start(plan: Plan, supervisor: Supervisor, timeout: float) -> None:
         wait("the dev issuer", lambda: backends.http_ok(f"{plan.issuer_url}/livez"))
 
     # 2. One-shot tasks: resources in the emulator, schemas in the databases.
+    backends.cloudmap_namespace(plan.emulator_url, CLOUDMAP_NAMESPACE, plan.base_env()["AWS_DEFAULT_REGION"])
     tasks = [plan.task(u, "provision") for u in plan.services if u.has_resources]
     tasks += [plan.task(u, "migrate") for u in plan.services if u.wants_database and u.migrates]
     if tasks:

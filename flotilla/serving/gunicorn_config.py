@@ -93,7 +93,32 @@ def child_exit(server: Any, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)
 
 
+_registration: Any = None
+
+
+def when_ready(server: Any) -> None:
+    """Register in Cloud Map when asked (``FLOTILLA_DISCOVERY_REGISTER``): for places without a
+    controller doing it, such as the local stack against the emulator. A failure is logged, not
+    fatal: callers that discover by Cloud Map will not find this instance, but it still serves."""
+    global _registration  # noqa: PLW0603 - one registration per master
+    from flotilla.discovery.settings import registration_from_settings
+
+    port = int(bind[0].rsplit(":", 1)[1])
+    try:
+        registration = registration_from_settings(service, port)
+        if registration is not None:
+            registration.start()
+            _registration = registration
+    except Exception as err:
+        server.log.warning("Cloud Map registration failed: %s", err)
+
+
 def on_exit(server: Any) -> None:
+    if _registration is not None:
+        try:
+            _registration.stop()
+        except Exception as err:
+            server.log.warning("Cloud Map deregistration failed: %s", err)
     directory = metrics_dir()
     if directory and directory.startswith(tempfile.gettempdir() + "/flotilla-metrics/"):
         shutil.rmtree(directory, ignore_errors=True)

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
+from botocore.config import Config
 
 from flotilla.auth.dev_issuer import DevIssuer
 from tests.localstack.support import Stack, wait_no_processes
@@ -65,6 +67,23 @@ def test_a_cart_needs_a_token(store: Stack) -> None:
     answer = requests.get(gateway(store, "/cart"), timeout=10)
     assert answer.status_code == 401
     assert answer.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_services_registered_themselves_in_the_emulators_cloud_map(store: Stack) -> None:
+    from flotilla.discovery.cloudmap import CloudMapResolver  # the chassis' own resolver reads them back
+    from flotilla.localstack.stack import CLOUDMAP_NAMESPACE
+
+    client = boto3.client(
+        "servicediscovery",
+        endpoint_url=store.info["emulator"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(inject_host_prefix=False),
+    )
+    resolver = CloudMapResolver(client, namespace=CLOUDMAP_NAMESPACE)
+    for name in STORE:
+        assert resolver.resolve(name) == store.info["services"][name], name
 
 
 def test_add_to_cart_then_read_it_back_and_follow_one_trace(store: Stack) -> None:
