@@ -39,34 +39,33 @@ class HttpMetrics:
     def __init__(self, registry: CollectorRegistry | None, service: str, version: str) -> None:
         # registry=None leaves the metrics unregistered: in multiprocess mode the values live in
         # files and the scrape builds its own registry from them.
-        kwargs: dict[str, Any] = {"registry": registry}
         self.service = service
         self.requests = Counter(
             "http_server_requests",
             "HTTP requests served, by route template and status.",
             ["service", "method", "route", "status"],
-            **kwargs,
+            registry=registry,
         )
         self.duration = Histogram(
             "http_server_request_duration_seconds",
             "Time from request start to response, by route template.",
             ["service", "method", "route"],
             buckets=LATENCY_BUCKETS,
-            **kwargs,
+            registry=registry,
         )
         self.in_flight = Gauge(
             "http_server_requests_in_flight",
             "Requests being handled now.",
             ["service"],
             multiprocess_mode="livesum",
-            **kwargs,
+            registry=registry,
         )
         self.build_info = Gauge(
             "flotilla_build_info",
             "Always 1; labels say what is running.",
             ["service", "version", "python"],
             multiprocess_mode="max",
-            **kwargs,
+            registry=registry,
         )
         self.build_info.labels(service, version, platform.python_version()).set(1)
         self._in_flight = self.in_flight.labels(service)
@@ -100,16 +99,17 @@ class Metrics:
         self.version = version
         self.registry: CollectorRegistry | None = None
         self.http: HttpMetrics | None = None
+        self.multiprocess = False
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
         self.service = self.service or app.name
-        multiproc = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         # One registry per app keeps tests (many apps in one process) from colliding; in
         # multiprocess mode the values live in files, so the registry is only a namespace.
         self.registry = CollectorRegistry(auto_describe=True)
-        self.http = HttpMetrics(None if multiproc else self.registry, self.service, self.version)
+        self.http = HttpMetrics(None if self.multiprocess else self.registry, self.service, self.version)
         app.extensions["flotilla.metrics"] = self
         app.add_url_rule("/metrics", "flotilla_metrics", self.render, methods=["GET"])
         record_route(app)
@@ -135,7 +135,7 @@ class Metrics:
         return handle
 
     def render(self) -> Response:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if self.multiprocess:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
         else:

@@ -44,7 +44,7 @@ class RequestLog:
             t0 = time.perf_counter()
             request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
             token = request_id_var.set(request_id)
-            captured = Captured(start_response, [(REQUEST_ID_HEADER, request_id)])
+            captured = Captured(start_response, (REQUEST_ID_HEADER, request_id))
             try:
                 body = wsgi_app(environ, captured)
                 path = environ.get("PATH_INFO", "")

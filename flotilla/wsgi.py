@@ -33,29 +33,33 @@ def record_route(app: Flask) -> None:
 
 
 class Captured:
-    """A ``start_response`` that remembers the status code and Content-Length on the way through."""
+    """A ``start_response`` that remembers the status and headers on the way through, and can set
+    one more header (replacing any of that name: a proxied answer may already carry it)."""
 
-    __slots__ = ("_start_response", "extra_headers", "length", "status")
+    __slots__ = ("_start_response", "extra", "headers", "status")
 
-    def __init__(
-        self, start_response: Callable[..., Any], extra_headers: list[tuple[str, str]] | None = None
-    ):
+    def __init__(self, start_response: Callable[..., Any], extra: tuple[str, str] | None = None):
         self._start_response = start_response
         self.status = 500
-        self.length = 0
-        self.extra_headers = extra_headers
+        self.headers: list[tuple[str, str]] = []
+        self.extra = extra
 
     def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         self.status = int(status[:3])
-        for name, value in headers:
-            if name == "Content-Length":
-                self.length = int(value)
-                break
-        if self.extra_headers:
-            # Set, not add: a proxied answer may already carry the header (the gateway's does).
-            names = {name.lower() for name, _ in self.extra_headers}
-            headers = [h for h in headers if h[0].lower() not in names] + self.extra_headers
+        if self.extra is not None:
+            name = self.extra[0].lower()
+            headers = [h for h in headers if h[0].lower() != name]
+            headers.append(self.extra)
+        self.headers = headers
         return self._start_response(status, headers, exc_info)
+
+    @property
+    def length(self) -> int:
+        """Content-Length of the answer (0 when streamed); looked up only by whoever asks."""
+        for name, value in self.headers:
+            if name == "Content-Length":
+                return int(value)
+        return 0
 
 
 def wrap(app: Flask, middleware: Callable[[WSGIApp], WSGIApp]) -> None:

@@ -63,8 +63,8 @@ def init_tracing(config: TracingConfig, exporter: SpanExporter | None = None) ->
     its batch exporter thread doesn't survive ``fork``.
     """
     with _lock:
-        existing = _state.get("provider")
-        if isinstance(existing, TracerProvider) and _state.get("pid") == os.getpid():
+        existing = tracer_provider()
+        if existing is not None:
             return existing
         propagate.set_global_textmap(
             CompositePropagator(
@@ -96,10 +96,15 @@ def init_tracing(config: TracingConfig, exporter: SpanExporter | None = None) ->
         return provider
 
 
+def _this_process(key: str) -> object:
+    """What ``init_tracing`` made in this process (not one inherited across a fork), or None."""
+    return _state.get(key) if _state.get("pid") == os.getpid() else None
+
+
 def span_processor() -> SynchronousMultiSpanProcessor:
     """This process's span processors, for spans made outside the SDK tracer."""
-    processors = _state.get("processors")
-    if not isinstance(processors, SynchronousMultiSpanProcessor) or _state.get("pid") != os.getpid():
+    processors = _this_process("processors")
+    if not isinstance(processors, SynchronousMultiSpanProcessor):
         raise RuntimeError("init_tracing() has not run in this process")
     return processors
 
@@ -110,10 +115,8 @@ def add_span_processor(processor: SpanProcessor) -> None:
 
 
 def tracer_provider() -> TracerProvider | None:
-    provider = _state.get("provider")
-    if isinstance(provider, TracerProvider) and _state.get("pid") == os.getpid():
-        return provider
-    return None
+    provider = _this_process("provider")
+    return provider if isinstance(provider, TracerProvider) else None
 
 
 def _default_exporter(config: TracingConfig) -> SpanExporter:
