@@ -37,6 +37,24 @@ class Service:
     preflight: Callable[[Any, Any], None] | None = None
 
 
+def lazy(target: str) -> Callable[..., Any]:
+    """``"pkg.module:function"`` as a callable that imports the module on its first call.
+
+    A service package names its app factory (or seed) this way, so importing it to read its name
+    and settings (the CLI, the local stack, the charts' tests) doesn't import Flask and the app.
+    """
+    module_name, _, attr = target.partition(":")
+    found: list[Callable[..., Any]] = []
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not found:
+            found.append(getattr(importlib.import_module(module_name), attr))
+        return found[0](*args, **kwargs)
+
+    call.__qualname__ = call.__name__ = target
+    return call
+
+
 class UnknownService(LookupError):
     pass
 

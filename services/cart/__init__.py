@@ -1,13 +1,8 @@
 """cart: one cart per user in DynamoDB, items checked against the catalog, optimistic concurrency."""
 
 from flotilla import Service
+from flotilla.service import lazy
 from services.cart.settings import Settings
-
-
-def _create_app(settings: Settings):  # type: ignore[no-untyped-def]
-    from services.cart.app import create_app
-
-    return create_app(settings)
 
 
 def _preflight(platform: object, settings: Settings) -> None:
@@ -22,5 +17,9 @@ def _preflight(platform: object, settings: Settings) -> None:
 
 
 service = Service(
-    name="cart", settings=Settings, create_app=_create_app, description=__doc__ or "", preflight=_preflight
+    name="cart",
+    settings=Settings,
+    create_app=lazy("services.cart.app:create_app"),
+    description=__doc__ or "",
+    preflight=_preflight,
 )

@@ -2,13 +2,8 @@
 authenticating the caller (JWT or API key), checking the route's scope and throttling per client."""
 
 from flotilla import Service
+from flotilla.service import lazy
 from services.gateway.settings import Settings
-
-
-def _create_app(settings: Settings):  # type: ignore[no-untyped-def]
-    from services.gateway.app import create_app
-
-    return create_app(settings)
 
 
 def _preflight(platform, settings: Settings) -> None:  # type: ignore[no-untyped-def]
@@ -18,5 +13,9 @@ def _preflight(platform, settings: Settings) -> None:  # type: ignore[no-untyped
 
 
 service = Service(
-    name="gateway", settings=Settings, create_app=_create_app, description=__doc__ or "", preflight=_preflight
+    name="gateway",
+    settings=Settings,
+    create_app=lazy("services.gateway.app:create_app"),
+    description=__doc__ or "",
+    preflight=_preflight,
 )
