@@ -98,10 +98,8 @@ def test_a_service_dying_while_others_are_awaited_fails_at_once(tmp_path):
     sup, _ = supervisor(tmp_path)
     sup.start(ProcessSpec("sleeper", ["sleep", "30"]))
     sup.start(ProcessSpec("crasher", [PY, "-c", "print('bad setting'); raise SystemExit(2)"]))
-    started = time.monotonic()
-    with pytest.raises(ProcessFailed) as failed:
+    with pytest.raises(ProcessFailed) as failed:  # not StackError("not ready after 30s")
         sup.wait_until(lambda: False, 30, "the gateway")
-    assert time.monotonic() - started < 5
     assert "crasher exited with code 2 while waiting for the gateway" in str(failed.value)
     assert "bad setting" in str(failed.value)
     sup.stop()
@@ -125,9 +123,7 @@ def test_stop_reaches_grandchildren_and_kills_what_ignores_sigterm(tmp_path):
     grandchild = int(re.search(r"grandchild (\d+)", console.getvalue()).group(1))  # type: ignore[union-attr]
     pids = [child.pid for child in sup.children] + [grandchild]
 
-    started = time.monotonic()
     sup.stop()
-    assert time.monotonic() - started < 5
     assert wait_gone(pids, timeout=2) == []
     assert "stubborn did not stop within 1s: killing it" in console.getvalue()
     assert not list((tmp_path / "pids").iterdir())

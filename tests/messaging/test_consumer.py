@@ -193,10 +193,11 @@ def test_stop_finishes_in_flight_and_deletes(sqs: Any, make_queue: Any, harness:
 
     runner = harness.run(consumer(queue, handle))
     send(sqs, queue, event())
-    started.wait(10)
+    assert started.wait(10)
     runner.stop()
     waiter = threading.Thread(target=runner.wait)
     waiter.start()
+    waiter.join(2)  # a bounded wait: a wait() that ignored the handler would be back by now
     assert waiter.is_alive(), "wait() returned while a handler was still running"
     release.set()
     waiter.join(10)

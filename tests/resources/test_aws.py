@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -19,12 +20,17 @@ def restore_instrumentation() -> Iterator[None]:
         BotocoreInstrumentor().uninstrument()
 
 
-def test_client_settings_and_single_instrumentation(restore_instrumentation: None, aws_endpoint: str) -> None:
+def test_client_settings_and_single_instrumentation(
+    restore_instrumentation: None, aws_endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
     platform = PlatformSettings(aws_region="eu-west-1", aws_endpoint_url=aws_endpoint)
-    first = aws.client("sqs", platform)
-    aws.client("sns", platform)
-    aws.instrument()
+    with caplog.at_level(logging.WARNING):
+        first = aws.client("sqs", platform)
+        aws.client("sns", platform)
+        aws.instrument()
     assert BotocoreInstrumentor().is_instrumented_by_opentelemetry
+    # A second instrument() would make OpenTelemetry warn; the wrapper exists to avoid that.
+    assert not [r for r in caplog.records if "already instrumented" in r.getMessage()]
     config = first.meta.config
     assert (
         config.region_name,
