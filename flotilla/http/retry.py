@@ -29,7 +29,8 @@ def may_retry(method: str, headers: Mapping[str, str]) -> bool:
     """
     if method.upper() in IDEMPOTENT_METHODS:
         return True
-    return any(name.lower() == "idempotency-key" and value for name, value in headers.items())
+    wanted = IDEMPOTENCY_KEY_HEADER.lower()
+    return any(name.lower() == wanted and value for name, value in headers.items())
 
 
 def retry_condition(status: int | None, connect_failed: bool) -> str | None:

@@ -110,7 +110,7 @@ class _WorkerProcess:
             self._server.shutdown()
 
 
-def _start_relay(worker: _WorkerProcess) -> tuple[threading.Thread, Any]:
+def _start_relay(worker: _WorkerProcess) -> threading.Thread:
     from flotilla.messaging.outbox import OutboxMetrics
 
     relay = worker.factory("outbox", "outbox relay")(worker.settings)
@@ -118,7 +118,7 @@ def _start_relay(worker: _WorkerProcess) -> tuple[threading.Thread, Any]:
     thread = threading.Thread(target=relay.run, args=(worker.stopping,), name="outbox-relay", daemon=True)
     thread.start()
     worker.health.add_check("outbox:database", relay.check)
-    return thread, relay
+    return thread
 
 
 @click.command()
@@ -147,7 +147,7 @@ def consume(service: str, bind: str | None, with_relay: bool) -> None:
     for name, check in runner.readiness_checks().items():
         worker.health.add_check(name, check)
     worker.on_stop(runner.stop)
-    relay_thread = _start_relay(worker)[0] if with_relay else None
+    relay_thread = _start_relay(worker) if with_relay else None
     worker.install_signals()
     worker.serve_control()
     healthy = worker.watch(lambda: runner.pollers_alive and (relay_thread is None or relay_thread.is_alive()))
@@ -167,7 +167,7 @@ def consume(service: str, bind: str | None, with_relay: bool) -> None:
 def outbox_relay(service: str, bind: str | None) -> None:
     """Publish SERVICE's outbox rows until SIGTERM (finishes the current batch, exits 0)."""
     worker = _WorkerProcess(service, bind)
-    thread, _ = _start_relay(worker)
+    thread = _start_relay(worker)
     worker.install_signals()
     worker.serve_control()
     healthy = worker.watch(thread.is_alive)

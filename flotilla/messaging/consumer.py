@@ -162,6 +162,11 @@ class _QueueLoop:
         self._m_received = metrics.received.labels(*labels)
         self._m_duration = metrics.duration.labels(*labels)
         self._m_in_flight = metrics.in_flight.labels(*labels)
+        # Bound once: a labels() lookup per message would take the metric's lock every time.
+        self._m_processed = {
+            outcome: metrics.processed.labels(*labels, outcome)
+            for outcome in ("ok", "duplicate", "busy", "failed", "invalid")
+        }
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -272,7 +277,7 @@ class _QueueLoop:
         finally:
             with self._in_flight_lock:
                 self._in_flight.pop(message["ReceiptHandle"], None)
-            self.metrics.processed.labels(self.metrics.service, self.label, outcome).inc()
+            self._m_processed[outcome].inc()
             self._m_in_flight.dec()
             self._slots.release()
 

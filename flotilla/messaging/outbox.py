@@ -130,7 +130,6 @@ class OutboxRelay:
         self.retain_sent = retain_sent
         self.purge_interval = purge_interval
         self.metrics = metrics or OutboxMetrics(CollectorRegistry())
-        self.last_error: BaseException | None = None
 
     def create_table(self) -> None:
         """Create the table if missing (tests and local runs; services use their migrations)."""
@@ -210,9 +209,7 @@ class OutboxRelay:
                 if time.monotonic() >= next_purge:
                     next_purge = time.monotonic() + self.purge_interval
                     self.purge_sent()
-                self.last_error = None
             except Exception as err:
-                self.last_error = err
                 busy = False
                 log.warning("outbox relay failed, retrying in %.1fs: %s", self.poll_interval, err)
             if not busy:

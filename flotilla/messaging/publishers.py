@@ -30,6 +30,9 @@ FILTER_ATTRIBUTES = ("type", "source", "subject")
 # EventBridge PutEvents limits: 10 entries and 256 KiB per request.
 EVENTBRIDGE_BATCH = 10
 EVENTBRIDGE_MAX_BYTES = 256 * 1024
+# Room kept for the traceparent/tracestate a publish adds to an event created without them
+# (the W3C limits: 55 characters of traceparent, 512 of tracestate, plus their JSON keys).
+TRACE_HEADROOM_BYTES = 600
 # Entry error codes that a retry cannot fix.
 _PERMANENT = frozenset({"ValidationException", "MalformedDetail", "AccessDeniedException", "InvalidArgument"})
 
@@ -178,7 +181,9 @@ class EventBridgePublisher:
         batch: list[CloudEvent] = []
         size = 0
         for event in events:
-            entry_size = _entry_size(self._entry(event))
+            # An event without trace fields gets them stamped at publish time (with_trace in
+            # _put_batch), after this check: leave room for them.
+            entry_size = _entry_size(self._entry(event)) + (0 if event.traceparent else TRACE_HEADROOM_BYTES)
             if entry_size > EVENTBRIDGE_MAX_BYTES:
                 raise PublishError(
                     f"event {event.id} is {entry_size} bytes, over the EventBridge entry limit",
@@ -209,15 +214,17 @@ class EventBridgePublisher:
                 "messaging.batch.message_count": len(events),
             },
         ) as span:
-            pending = [with_trace(event) for event in events]
+            stamped = [with_trace(event) for event in events]
+            # Serialised once: a retry sends the same entries again.
+            pending = list(zip(stamped, [self._entry(event) for event in stamped], strict=True))
             failures: list[tuple[CloudEvent, str]] = []
             last_error: dict[str, str] = {}
             for attempt in range(self._max_attempts):
                 if attempt:
                     self._sleep(self._jitter() * min(self._max_delay, self._base_delay * 2**attempt))
-                answer = self._client.put_events(Entries=[self._entry(event) for event in pending])
-                retry: list[CloudEvent] = []
-                for event, result in zip(pending, answer.get("Entries", []), strict=True):
+                answer = self._client.put_events(Entries=[entry for _, entry in pending])
+                retry: list[tuple[CloudEvent, dict[str, Any]]] = []
+                for (event, entry), result in zip(pending, answer.get("Entries", []), strict=True):
                     code = result.get("ErrorCode")
                     if not code:
                         continue
@@ -225,7 +232,7 @@ class EventBridgePublisher:
                     if code in _PERMANENT:
                         failures.append((event, error))
                     else:
-                        retry.append(event)
+                        retry.append((event, entry))
                         last_error[event.id] = error
                 if answer.get("FailedEntryCount"):
                     span.add_event(
@@ -234,7 +241,7 @@ class EventBridgePublisher:
                 pending = retry
                 if not pending:
                     break
-            failures += [(event, last_error[event.id]) for event in pending]
+            failures += [(event, last_error[event.id]) for event, _ in pending]
             if failures:
                 span.set_status(trace.StatusCode.ERROR, f"{len(failures)} entries not put")
             return failures

@@ -6,6 +6,7 @@ setting, an unknown service) are one line on stderr and exit code 2, like every 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 from pathlib import Path
@@ -91,7 +92,9 @@ def provision(service: str, file: Path | None, env: str | None, dry_run: bool) -
     where = platform.aws_endpoint_url or f"account {resolved.place.account_id}"
     click.echo(f"provisioning {svc.name} ({env_name}, {platform.aws_region}) in {where}")
     try:
-        changes = run(spec, resolved, lambda name: client(name, platform, traced=False), dry_run=dry_run)
+        # One client per AWS service for the whole run, not one per resource.
+        clients = functools.cache(lambda name: client(name, platform, traced=False))
+        changes = run(spec, resolved, clients, dry_run=dry_run)
     except ProvisionError as err:
         raise CommandFailed(str(err), exit_code=1) from None
     except (BotoCoreError, ClientError) as err:

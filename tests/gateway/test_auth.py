@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from flotilla.auth import JwksCache
+from flotilla.auth.jwt import InvalidToken
 from flotilla.http import ManualClock
 from flotilla.principal import verify
 from tests.gateway.conftest import AUDIENCE, SECRET
@@ -133,11 +134,11 @@ def test_unknown_kids_refetch_the_jwks_at_most_once_per_interval(issuer):
     assert cache.fetches == 1
     clock.advance(31)
     for n in range(50):
-        with pytest.raises(Exception, match="unknown signing key"):
+        with pytest.raises(InvalidToken, match="unknown signing key"):
             cache.key(f"made-up-{n}")
     assert cache.fetches == 2  # the first unknown kid refetched; the other 49 did not
     clock.advance(30)
-    with pytest.raises(Exception, match="unknown signing key"):
+    with pytest.raises(InvalidToken, match="unknown signing key"):
         cache.key("made-up-again")
     assert cache.fetches == 3
     cache.close()

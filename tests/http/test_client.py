@@ -191,11 +191,12 @@ def test_the_bulkhead_rejects_a_call_beyond_its_limit(upstream, make_client):
     assert client.get("svc", "/headers").status_code == 200
 
 
-def test_a_slow_answer_times_out_per_try_and_is_not_retried(upstream, make_client):
+def test_a_slow_answer_times_out_per_try_and_is_not_retried(upstream, make_client, clock):
     client = make_client({"retries": {"attempts": 2, "perTryTimeoutSeconds": 0.2}})
     with pytest.raises(UpstreamTimeout) as caught:
         client.get("svc", "/sleep", params={"seconds": "2"})
     assert caught.value.status == 504
+    assert clock.sleeps == []  # no backoff: a timeout is not retried
 
 
 def test_request_id_trace_context_and_remaining_deadline_travel_downstream(make_client, clock):

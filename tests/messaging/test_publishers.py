@@ -201,3 +201,15 @@ def test_permanent_entry_errors_are_not_retried(boto: Any) -> None:
     with pytest.raises(PublishError, match="MalformedDetail"):
         publisher.publish(new_event("order.placed", source="flotilla.orders"))
     assert flaky.calls == [1]
+
+
+def test_the_size_check_leaves_room_for_the_trace_stamped_at_publish(boto: Any) -> None:
+    from flotilla.messaging.publishers import EVENTBRIDGE_MAX_BYTES
+
+    publisher = EventBridgePublisher(boto("events"), "default")
+    # Just under the limit without trace fields: with them (added at publish) it would be over.
+    filler = "x" * (EVENTBRIDGE_MAX_BYTES - 450)
+    event = new_event("order.placed", {"note": filler}, source="flotilla.orders")
+    assert event.traceparent is None
+    with pytest.raises(PublishError, match="over the EventBridge entry limit"):
+        publisher.publish(event)
