@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from flask import Response, jsonify, request
+from flask import Response, g, jsonify, request
 from flask_openapi3 import OpenAPI, Tag
 
 from flotilla import aws
@@ -105,7 +105,16 @@ class _Carts:
 
     def product(self, sku: str) -> dict[str, Any]:
         """The catalog's product, or the problem to answer: unknown SKU is 422 (the request names
-        something that does not exist), a catalog failure 502, an open circuit 503 + Retry-After."""
+        something that does not exist), a catalog failure 502, an open circuit 503 + Retry-After.
+
+        Remembered for the request: a write retried after a version conflict asks the catalog once.
+        """
+        fetched: dict[str, dict[str, Any]] = g.setdefault("catalog_products", {})
+        if sku not in fetched:
+            fetched[sku] = self._fetch(sku)
+        return fetched[sku]
+
+    def _fetch(self, sku: str) -> dict[str, Any]:
         answer = self.catalog.get(self.settings.catalog_upstream, f"/products/{quote(sku, safe='')}")
         if answer.status_code == 404:
             raise ProblemError(

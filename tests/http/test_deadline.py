@@ -11,7 +11,6 @@ from flotilla.http.clock import ManualClock
 from flotilla.http.deadline import (
     DEADLINE_HEADER,
     Deadline,
-    Deadlines,
     check_deadline,
     current_deadline,
     deadline_scope,
@@ -24,8 +23,7 @@ from flotilla.http.errors import DeadlineExceeded
 @pytest.fixture
 def app(tmp_path):
     platform = PlatformSettings(trace_file=tmp_path / "traces.jsonl", access_log=False)
-    app = create_app("deadlines", platform=platform)
-    Deadlines(app)
+    app = create_app("deadlines", platform=platform)  # installs Deadlines
 
     @app.get("/budget")
     def budget():
