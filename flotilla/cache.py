@@ -36,6 +36,8 @@ import orjson
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
+from flotilla.outage import Outage
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -179,10 +181,10 @@ class Cache:
         self.backend = backend
         self.prefix = prefix
         self.default_ttl = default_ttl
-        self.retry_seconds = retry_seconds
         self._lock = threading.Lock()
-        self._down_since: float | None = None
-        self._skip_until = 0.0
+        self._outage = Outage(
+            f"cache {prefix}", "reading from the source", retry_seconds=retry_seconds, logger=log
+        )
         self._pending_keys: set[str] = set()
         self._pending_tags: set[str] = set()
         if app is not None:
@@ -231,9 +233,9 @@ class Cache:
             try:
                 raw = self.backend.get_many([entry_key, *map(self._tag_key, tag_list)])
             except CacheUnavailable as err:
-                self._failed(err)
+                self._outage.failed(err)
             else:
-                self._succeeded()
+                self._outage.succeeded()
                 generations = [int(g) if g is not None else 0 for g in raw[1:]]
                 hit = _decode(raw[0], generations)
                 if hit is not _MISS:
@@ -244,7 +246,7 @@ class Cache:
                 payload = orjson.dumps({"g": generations, "v": value})
                 self.backend.set(entry_key, payload, min(ttl or self.default_ttl, MAX_ENTRY_TTL_SECONDS))
             except CacheUnavailable as err:
-                self._failed(err)
+                self._outage.failed(err)
             except TypeError:
                 log.warning("cache %s: value for %s is not JSON-serializable; not cached", self.prefix, key)
         return value
@@ -276,12 +278,12 @@ class Cache:
             self.backend.delete([self._key(k) for k in keys])
             self.backend.incr([self._tag_key(t) for t in tags], GENERATION_TTL_SECONDS)
         except CacheUnavailable as err:
-            self._failed(err)
+            self._outage.failed(err)
             return False
         with self._lock:
             self._pending_keys -= set(keys)
             self._pending_tags -= set(tags)
-        self._succeeded()
+        self._outage.succeeded()
         return True
 
     # --- health -------------------------------------------------------------------------------
@@ -291,44 +293,24 @@ class Cache:
         try:
             self.backend.ping()
         except CacheUnavailable as err:
-            self._failed(err)
+            self._outage.failed(err)
             raise
-        self._succeeded()
-        self._skip_until = 0.0
+        self._outage.succeeded()
         if not self._flush_pending():
             raise CacheUnavailable("pending invalidations could not be delivered")
 
     @property
     def available(self) -> bool:
         """False while the backend is known to be down."""
-        return self._down_since is None
+        return not self._outage.down
 
     def _usable(self, *, ignore_pending: bool = False) -> bool:
-        if time.monotonic() < self._skip_until:
+        if not self._outage.worth_trying():
             return False
         if ignore_pending or not (self._pending_keys or self._pending_tags):
             return True
         # A write's invalidation has not reached the cache yet: deliver it before trusting a read.
         return self._flush_pending()
-
-    def _failed(self, err: Exception) -> None:
-        with self._lock:
-            first = self._down_since is None
-            if first:
-                self._down_since = time.monotonic()
-            self._skip_until = time.monotonic() + self.retry_seconds
-        if first:
-            log.warning(
-                "cache %s unavailable (%s); reading from the source until it is back", self.prefix, err
-            )
-
-    def _succeeded(self) -> None:
-        if self._down_since is None:
-            return
-        with self._lock:
-            since, self._down_since = self._down_since, None
-        if since is not None:
-            log.info("cache %s available again after %.1fs", self.prefix, time.monotonic() - since)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}:v:{key}"

@@ -7,15 +7,13 @@ never disagree about a bucket. Tests pass a ``ManualClock`` so refill does not b
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 import redis
 
 from flotilla.http.clock import SYSTEM_CLOCK, Clock
+from flotilla.outage import Outage
 from flotilla.ratelimit.bucket import Decision, MemoryLimiter, Rate
-
-log = logging.getLogger(__name__)
 
 # KEYS[1] bucket; ARGV: burst, per_second, now ('' = use Redis TIME). Returns {allowed, tokens}.
 BUCKET_SCRIPT = """
@@ -64,10 +62,13 @@ class RedisState:
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.client = client
-        self.retry_seconds = retry_seconds
-        self._clock = clock
-        self._down_until: float | None = None
-        self._lock = threading.Lock()
+        self.outage = Outage(
+            "redis",
+            "using in-process limits",
+            retry_seconds=retry_seconds,
+            clock=clock,
+            logger=logging.getLogger(__name__),
+        )
 
     @classmethod
     def from_url(cls, url: str, *, timeout_seconds: float = 0.25, **kwargs: Any) -> RedisState:
@@ -81,21 +82,13 @@ class RedisState:
 
     @property
     def available(self) -> bool:
-        down_until = self._down_until
-        return down_until is None or self._clock.monotonic() >= down_until
+        return self.outage.worth_trying()
 
     def failed(self, err: Exception) -> None:
-        with self._lock:
-            if self._down_until is None:
-                log.warning("redis unavailable, using in-process limits: %s", err)
-            self._down_until = self._clock.monotonic() + self.retry_seconds
+        self.outage.failed(err)
 
     def succeeded(self) -> None:
-        if self._down_until is not None:
-            with self._lock:
-                if self._down_until is not None:
-                    log.info("redis available again, limits shared again")
-                    self._down_until = None
+        self.outage.succeeded()
 
     def ping(self) -> None:
         """Readiness check: raise when Redis does not answer."""
