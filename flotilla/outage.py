@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from flotilla.http.clock import SYSTEM_CLOCK, Clock
+from flotilla.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 

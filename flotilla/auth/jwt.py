@@ -25,7 +25,7 @@ import httpx
 import jwt
 from jwt.algorithms import RSAAlgorithm
 
-from flotilla.http.clock import SYSTEM_CLOCK, Clock
+from flotilla.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 

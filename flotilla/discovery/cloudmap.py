@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from flotilla.clock import SYSTEM_CLOCK, Clock
 from flotilla.discovery.base import DiscoveryError, NoHealthyInstances
-from flotilla.http.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ Each piece (policy, retry, breaker, bulkhead, deadline) is its own module and us
 from flotilla.http.breaker import CircuitBreaker, State
 from flotilla.http.bulkhead import Bulkhead
 from flotilla.http.client import ServiceClient
-from flotilla.http.clock import Clock, ManualClock, SystemClock
 from flotilla.http.deadline import (
     DEADLINE_HEADER,
     Deadline,
@@ -42,15 +41,12 @@ __all__ = [
     "CircuitBreaker",
     "CircuitOpenError",
     "ClientSettings",
-    "Clock",
     "Deadline",
     "DeadlineExceeded",
     "Deadlines",
-    "ManualClock",
     "RetryBudget",
     "ServiceClient",
     "State",
-    "SystemClock",
     "UpstreamConnectError",
     "UpstreamError",
     "UpstreamPolicy",

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flotilla.http.clock import SYSTEM_CLOCK, Clock
+from flotilla.clock import SYSTEM_CLOCK, Clock
 from flotilla.http.errors import CircuitOpenError
 from flotilla.http.policy import CircuitBreakerPolicy
 from flotilla.http.window import SlidingCounts

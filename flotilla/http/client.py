@@ -19,11 +19,11 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry
 
+from flotilla.clock import SYSTEM_CLOCK, Clock
 from flotilla.context import REQUEST_ID_HEADER, current_request_id
 from flotilla.discovery.base import DiscoveryError, Resolver
 from flotilla.http.breaker import CircuitBreaker, Permit, State
 from flotilla.http.bulkhead import Bulkhead
-from flotilla.http.clock import SYSTEM_CLOCK, Clock
 from flotilla.http.deadline import DEADLINE_HEADER, Deadline, current_deadline
 from flotilla.http.errors import (
     DeadlineExceeded,

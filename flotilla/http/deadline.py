@@ -17,8 +17,8 @@ from typing import Any
 
 from flask import Flask
 
+from flotilla.clock import SYSTEM_CLOCK, Clock
 from flotilla.errors import problem_response
-from flotilla.http.clock import SYSTEM_CLOCK, Clock
 from flotilla.http.errors import DeadlineExceeded
 from flotilla.wsgi import WSGIApp, wrap
 

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
-from flotilla.http.clock import SYSTEM_CLOCK, Clock
+from flotilla.clock import SYSTEM_CLOCK, Clock
 from flotilla.http.policy import RetryBudgetPolicy, RetryPolicy
 from flotilla.http.window import SlidingCounts
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from flotilla.http.clock import Clock
+from flotilla.clock import Clock
 
 
 class SlidingCounts:

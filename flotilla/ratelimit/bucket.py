@@ -13,7 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
-from flotilla.http.clock import SYSTEM_CLOCK, Clock
+from flotilla.clock import SYSTEM_CLOCK, Clock
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from flotilla.http.clock import SYSTEM_CLOCK, Clock
+from flotilla.clock import SYSTEM_CLOCK, Clock
 from flotilla.ratelimit.redis_store import REDIS_ERRORS, RedisState
 
 DAY = 86_400

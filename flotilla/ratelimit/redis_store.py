@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from flotilla.http.clock import SYSTEM_CLOCK, Clock
+from flotilla.clock import SYSTEM_CLOCK, Clock
 from flotilla.outage import Outage
 from flotilla.ratelimit.bucket import Decision, MemoryLimiter, Rate
 

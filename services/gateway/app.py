@@ -17,10 +17,10 @@ from flotilla import create_app as create_chassis_app
 from flotilla.app import health
 from flotilla.auth import JwksCache, TokenPolicy, TokenVerifier
 from flotilla.auth.dev_issuer import DEFAULT_CLIENT_ID, DEFAULT_URL, JWKS_PATH
+from flotilla.clock import SYSTEM_CLOCK, Clock
 from flotilla.config import ConfigError, PlatformSettings, load_platform
 from flotilla.errors import ProblemError
 from flotilla.http import ServiceClient
-from flotilla.http.clock import SYSTEM_CLOCK, Clock
 from flotilla.principal import Principal, sign
 from services.gateway.auth import Authenticator, authorize
 from services.gateway.edge import ALLOWED_METHODS, Cors, Forwarding, secure

@@ -17,9 +17,9 @@ import logging
 import threading
 from typing import Any
 
+from flotilla.clock import SYSTEM_CLOCK, Clock
 from flotilla.errors import ProblemError
 from flotilla.http import ServiceClient
-from flotilla.http.clock import SYSTEM_CLOCK, Clock
 from services.gateway.settings import PUBLIC, RouteSpec
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 
+from flotilla.clock import Clock
 from flotilla.errors import ProblemError
-from flotilla.http.clock import Clock
 from flotilla.ratelimit import DailyQuota, Decision, Limiter, MemoryLimiter, Rate, RedisLimiter, RedisState
 from services.gateway.auth import Caller
 from services.gateway.settings import RateSpec, RouteSpec, Settings
@@ -41,7 +41,7 @@ class Throttle:
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Throttle:
         """Redis when ``GATEWAY_REDIS_URL`` is set, else buckets in this process. ``clock`` (tests)
         replaces both Redis' time and the system clock."""
-        from flotilla.http.clock import SYSTEM_CLOCK
+        from flotilla.clock import SYSTEM_CLOCK
 
         local = MemoryLimiter(clock=clock or SYSTEM_CLOCK)
         if settings.redis_url is None:

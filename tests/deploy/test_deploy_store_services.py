@@ -36,8 +36,8 @@ from pydantic import SecretStr
 from flotilla.auth import JwksCache
 from flotilla.auth.cli import token
 from flotilla.auth.dev_issuer import JWKS_PATH, DevIssuer, create_issuer_app
+from flotilla.clock import SYSTEM_CLOCK
 from flotilla.config.settings import PlatformSettings
-from flotilla.http.clock import SYSTEM_CLOCK
 from services.cart.settings import Settings as CartSettings
 from services.catalog.settings import Settings as CatalogSettings
 from services.gateway.app import token_verifier

@@ -11,6 +11,7 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from flotilla.aws import client as aws_client
+from flotilla.clock import ManualClock
 from flotilla.config import PlatformSettings
 from flotilla.discovery import (
     CloudMapRegistration,
@@ -19,7 +20,6 @@ from flotilla.discovery import (
     NoHealthyInstances,
     registration_from_settings,
 )
-from flotilla.http import ManualClock
 
 pytestmark = pytest.mark.slow
 

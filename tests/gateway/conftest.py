@@ -13,10 +13,10 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
 
 from flotilla.auth.dev_issuer import DevIssuer, create_issuer_app
+from flotilla.clock import Clock
 from flotilla.config import PlatformSettings
 from flotilla.discovery import StaticResolver
 from flotilla.http import ServiceClient
-from flotilla.http.clock import Clock
 from flotilla.http.policy import ClientSettings, UpstreamPolicy
 from services.gateway.app import create_app
 from services.gateway.settings import Settings

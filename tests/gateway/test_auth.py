@@ -11,7 +11,7 @@ import requests
 
 from flotilla.auth import JwksCache
 from flotilla.auth.jwt import InvalidToken
-from flotilla.http import ManualClock
+from flotilla.clock import ManualClock
 from flotilla.principal import verify
 from tests.gateway.conftest import AUDIENCE, SECRET
 from tests.gateway.helpers import (

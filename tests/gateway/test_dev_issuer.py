@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from flotilla.auth.dev_issuer import DEFAULT_CLIENT_ID, DEFAULT_URL, DevIssuer
+from flotilla.clock import SYSTEM_CLOCK
 from flotilla.config import PlatformSettings
-from flotilla.http.clock import SYSTEM_CLOCK
 from services.gateway.app import token_verifier
 from services.gateway.settings import Settings
 from tests.support import FLOTILLA, ROOT, free_port, serve, wait_for

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from flotilla.http import ManualClock
+from flotilla.clock import ManualClock
 from tests.gateway.helpers import assert_problem, bearer
 from tests.support import free_port
 

@@ -16,8 +16,9 @@ import pytest
 from flask import Flask, Response, jsonify, request
 from werkzeug.serving import make_server
 
+from flotilla.clock import ManualClock
 from flotilla.discovery import StaticResolver
-from flotilla.http import ManualClock, ServiceClient
+from flotilla.http import ServiceClient
 from flotilla.http.policy import ClientSettings, UpstreamPolicy
 from tests.support import free_port
 

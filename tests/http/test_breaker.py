@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
+from flotilla.clock import ManualClock
 from flotilla.http.breaker import CircuitBreaker, State
-from flotilla.http.clock import ManualClock
 from flotilla.http.errors import CircuitOpenError
 from flotilla.http.policy import CircuitBreakerPolicy
 

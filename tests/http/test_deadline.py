@@ -6,8 +6,8 @@ import pytest
 from flask import jsonify
 
 from flotilla import create_app
+from flotilla.clock import ManualClock
 from flotilla.config import PlatformSettings
-from flotilla.http.clock import ManualClock
 from flotilla.http.deadline import (
     DEADLINE_HEADER,
     Deadline,

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from flotilla.http.clock import ManualClock
+from flotilla.clock import ManualClock
 from flotilla.http.policy import RetryBudgetPolicy
 from flotilla.http.retry import Backoff, RetryBudget, may_retry, parse_retry_after, retry_condition
 

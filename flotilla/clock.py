@@ -1,4 +1,4 @@
-"""Time as the resilience pieces see it: a monotonic clock, a wall clock and sleep, all injectable.
+"""Time as every chassis piece sees it: a monotonic clock, a wall clock and sleep, all injectable.
 
 Backoff, retry budgets, breaker cool-downs and deadlines all depend on time; passing a
 ``ManualClock`` lets tests step through them without ever sleeping.
