@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TOOLS  := .tools/bin
-SERVICES := $(notdir $(patsubst %/__init__.py,%,$(wildcard services/*/__init__.py)))
+SERVICES := $(notdir $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml)))
 export PATH := $(CURDIR)/$(TOOLS):$(PATH)
 
 .DEFAULT_GOAL := help
@@ -14,10 +14,13 @@ export PATH := $(CURDIR)/$(TOOLS):$(PATH)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# The chassis, the dev tools and every service, each its own distribution, all editable.
+PROJECTS := pyproject.toml devtools/pyproject.toml $(wildcard services/*/pyproject.toml)
+
+$(STAMP): $(PROJECTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench,local]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,bench]' -e ./devtools $(addprefix -e ./,$(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproject.toml)))
 	@touch $@
 
 venv: $(STAMP) ## create or update .venv (quick when nothing changed)
@@ -46,8 +49,8 @@ tools: ## put helm and kubectl under .tools/bin when they are missing
 base-image: ## build a Debian base image locally (for machines that cannot pull python:3.12-slim)
 	@scripts/base-image.sh
 
-images: ## build every service image as flotilla/<service>:<git sha>
-	@scripts/build-images.sh $(SERVICES)
+images: ## build every service image (and the dev issuer's) as flotilla/<name>:<git sha>
+	@scripts/build-images.sh $(SERVICES) dev-issuer
 
 clean: ## remove the virtualenv, tools, caches and local state
 	rm -rf $(VENV) .tools .flotilla .pytest_cache .mypy_cache .ruff_cache build *.egg-info

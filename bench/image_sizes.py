@@ -15,7 +15,7 @@ GOAL_MB = 180.0
 def run() -> str:
     if shutil.which("docker") is None:
         return "No Docker client on this machine: build the images (`make images`) where one runs."
-    services = sorted(p.parent.name for p in (ROOT / "services").glob("*/__init__.py"))
+    services = sorted(p.parent.name for p in (ROOT / "services").glob("*/pyproject.toml"))
     listed = subprocess.run(
         ["scripts/image-sizes.sh", *services], cwd=ROOT, capture_output=True, text=True, check=False
     )

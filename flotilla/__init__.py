@@ -2,32 +2,38 @@
 
 ``flotilla.create_app`` composes every piece; each piece (``flotilla.config``, ``flotilla.health``,
 ``flotilla.metrics``, ``flotilla.tracing``, ``flotilla.logs``, ``flotilla.errors``, ``flotilla.api``)
-also works alone.
+also works alone. Importing this package imports nothing else: a piece (``flotilla.clock``,
+``flotilla.ratelimit``) must not pay for the composer, and prometheus_client must not load before
+``flotilla serve`` has set ``PROMETHEUS_MULTIPROC_DIR``.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-from flotilla.service import Service
 
 if TYPE_CHECKING:
     from flotilla.app import create_app
+    from flotilla.service import Service
 
-try:
-    __version__ = version("flotilla")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0-dev"
+    __version__: str
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: importing the app pulls in prometheus_client, which must not load before
-    # `flotilla serve` has set PROMETHEUS_MULTIPROC_DIR.
     if name == "create_app":
         from flotilla.app import create_app
 
         return create_app
+    if name == "Service":
+        from flotilla.service import Service
+
+        return Service
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("flotilla")
+        except PackageNotFoundError:  # pragma: no cover - a source tree without install
+            return "0.0.0-dev"
     raise AttributeError(f"module 'flotilla' has no attribute {name!r}")
 
 

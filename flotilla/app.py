@@ -47,9 +47,3 @@ def create_app(
     RequestLog(app, enabled=platform.access_log)
     Tracing(app, config=TracingConfig.from_platform(service, platform))
     return app
-
-
-def health(app: Any) -> Health:
-    """The app's ``Health`` extension, to register readiness checks on."""
-    ext: Health = app.extensions["flotilla.health"]
-    return ext

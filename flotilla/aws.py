@@ -1,14 +1,27 @@
-"""Traced boto3 clients built from platform settings: region, endpoint override, retries and timeouts."""
+"""Traced boto3 clients built from platform settings: region, endpoint override, retries and timeouts.
+
+Below ``flotilla.config`` in the layers (config reads SSM through it), so it asks only for the two
+fields it uses, not for the settings class.
+"""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 from botocore.config import Config
 
-from flotilla.config.settings import PlatformSettings
+
+class AwsTarget(Protocol):
+    """Where AWS calls go: ``flotilla.config.PlatformSettings`` is one."""
+
+    @property
+    def aws_region(self) -> str: ...
+
+    @property
+    def aws_endpoint_url(self) -> str | None: ...
+
 
 _instrument_lock = threading.Lock()
 _account_ids: dict[tuple[str, str | None], str] = {}
@@ -32,7 +45,7 @@ def instrument() -> None:
 
 def client(
     service_name: str,
-    platform: PlatformSettings,
+    platform: AwsTarget,
     *,
     connect_timeout: float = 2.0,
     read_timeout: float = 10.0,
@@ -57,7 +70,7 @@ def client(
     return session.client(service_name, endpoint_url=platform.aws_endpoint_url, config=config)
 
 
-def account_id(platform: PlatformSettings) -> str:
+def account_id(platform: AwsTarget) -> str:
     """The account the current credentials belong to (STS ``GetCallerIdentity``, cached per endpoint).
 
     ARNs need it; ``GetCallerIdentity`` needs no IAM permission, so any service can ask.

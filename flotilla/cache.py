@@ -211,10 +211,10 @@ class Cache:
     def init_app(self, app: Any, *, check_timeout: float = 1.0) -> None:
         """Keep the cache in ``app.extensions["flotilla.cache"]``; add ``cache`` to ``/readyz`` as
         non-critical, since the service still answers (from the source) without it."""
-        from flotilla.app import health
+        from flotilla.health import Health
 
         app.extensions["flotilla.cache"] = self
-        health(app).add_check("cache", self.check, critical=False, timeout=check_timeout)
+        Health.of(app).add_check("cache", self.check, critical=False, timeout=check_timeout)
 
     # --- reading ------------------------------------------------------------------------------
 

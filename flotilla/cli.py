@@ -1,4 +1,4 @@
-"""The ``flotilla`` command: serve a service, show its effective config, print recent traces.
+"""The ``flotilla`` command: serve a service, show its effective config, probe a URL; plus plug-ins.
 
 Imports are kept inside the commands: ``serve`` must set ``PROMETHEUS_MULTIPROC_DIR`` before
 prometheus_client is first imported, and ``flotilla --help`` should be instant.
@@ -6,82 +6,47 @@ prometheus_client is first imported, and ``flotilla --help`` should be instant.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
 import tempfile
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
 import click
 
+from flotilla.commands import CommandFailed, load_service_config
 
-class CommandFailed(click.ClickException):
-    """One readable line on stderr and a chosen exit code (2 for configuration errors)."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code  # type: ignore[misc]  # click reads it from the instance
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"flotilla: {self.format_message()}", err=True)
+COMMANDS_GROUP = "flotilla.commands"
 
 
-def load_service_config(service_name: str) -> tuple[Any, Any, Any]:
-    """Service, platform settings and service settings, or a one-line failure."""
-    from flotilla.config import ConfigError, load_platform, load_settings
-    from flotilla.service import UnknownService, load_service
-
-    try:
-        service = load_service(service_name)
-        platform = load_platform()
-        settings = load_settings(service.settings, service=service.name, platform=platform)
-        # The chassis' own optional settings, read later by the service client and discovery:
-        # a bad value there must stop start-up here too, not crash every worker.
-        from flotilla.discovery.settings import load_discovery_settings
-        from flotilla.http.policy import load_client_settings
-
-        load_client_settings()
-        load_discovery_settings()
-        if service.preflight is not None:
-            service.preflight(platform, settings)
-    except UnknownService as err:
-        raise CommandFailed(str(err), exit_code=2) from None
-    except ConfigError as err:
-        raise CommandFailed(f"{service_name}: {err}", exit_code=ConfigError.exit_code) from None
-    return service, platform, settings
+def _plugins() -> dict[str, EntryPoint]:
+    """Commands other distributions (and the chassis itself) add, by name: ``flotilla.commands``."""
+    return {ep.name: ep for ep in entry_points(group=COMMANDS_GROUP)}
 
 
-# Commands that live with the piece they drive ("name": "module:attribute"), imported only when
-# run, so `flotilla serve` never pays for the messaging or resources imports.
-LAZY_COMMANDS: dict[str, str] = {
-    "consume": "flotilla.messaging.cli:consume",
-    "outbox-relay": "flotilla.messaging.cli:outbox_relay",
-    "provision": "flotilla.resources.cli:provision",
-    "iam-policy": "flotilla.resources.cli:iam_policy",
-    "migrate": "flotilla.db.cli:migrate",
-    "seed": "flotilla.db.cli:seed",
-    "token": "flotilla.auth.cli:token",
-    "dev-issuer": "flotilla.auth.cli:dev_issuer",
-    "api-key": "services.gateway.cli:api_key",
-    "up": "flotilla.localstack.cli:up",
-}
+class _PluginGroup(click.Group):
+    """Built-in commands plus the ``flotilla.commands`` entry points, each imported only when run,
+    so ``flotilla serve`` never pays for the messaging or resources imports."""
 
-
-class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+        return sorted({*super().list_commands(ctx), *_plugins()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in LAZY_COMMANDS:
-            module_name, _, attr = LAZY_COMMANDS[cmd_name].partition(":")
-            command: click.Command = getattr(importlib.import_module(module_name), attr)
-            return command
-        return super().get_command(ctx, cmd_name)
+        builtin = super().get_command(ctx, cmd_name)
+        if builtin is not None:
+            return builtin
+        plugin = _plugins().get(cmd_name)
+        if plugin is None:
+            return None
+        command = plugin.load()
+        if not isinstance(command, click.Command):
+            raise CommandFailed(f"entry point {plugin.value} ({COMMANDS_GROUP}) is not a click command")
+        return command
 
 
-@click.group(cls=_LazyGroup)
+@click.group(cls=_PluginGroup)
 @click.version_option(package_name="flotilla")
 def main() -> None:
     """Flotilla: run and inspect chassis services."""
@@ -121,26 +86,6 @@ def config(service: str) -> None:
     _, platform, settings = load_service_config(service)
     doc = {"platform": effective_config(platform), "service": effective_config(settings)}
     click.echo(json.dumps(doc, indent=2, default=str))
-
-
-@main.command()
-@click.option(
-    "--file", "path", type=click.Path(path_type=Path), help="span file (default FLOTILLA_TRACE_FILE)."
-)
-@click.option("-n", "--limit", default=5, show_default=True, help="how many recent traces.")
-@click.option("--trace-id", help="show only this trace.")
-def traces(path: Path | None, limit: int, trace_id: str | None) -> None:
-    """Print recent traces from the local span file as waterfalls."""
-    from flotilla.tracing.waterfall import render_recent
-
-    if path is None:
-        from flotilla.config import ConfigError, load_platform
-
-        try:
-            path = load_platform().trace_file
-        except ConfigError as err:
-            raise CommandFailed(str(err), exit_code=2) from None
-    click.echo(render_recent(path, limit=limit, trace_id=trace_id))
 
 
 @main.command()

@@ -70,6 +70,16 @@ class Health:
         if app is not None:
             self.init_app(app)
 
+    @classmethod
+    def of(cls, app: Flask) -> Health:
+        """The app's ``Health``, to register a readiness check on; installed on first use, so a
+        piece (the cache, the database) can add its check whether or not the app was composed
+        by ``create_app``."""
+        found = app.extensions.get("flotilla.health")
+        if isinstance(found, cls):
+            return found
+        return cls(app)
+
     def init_app(self, app: Flask) -> None:
         app.extensions["flotilla.health"] = self
         app.add_url_rule("/livez", "flotilla_livez", self.livez, methods=["GET"])

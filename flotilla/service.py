@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from pydantic_settings import BaseSettings
@@ -17,7 +18,7 @@ if TYPE_CHECKING:  # heavy imports (SQLAlchemy, boto3) only for the types
 
 @dataclass(frozen=True)
 class Service:
-    """A service's entry in ``services/<name>/__init__.py``: its name, settings and app factory.
+    """What a service package exports (its ``flotilla.services`` entry point): name, settings, app factory.
 
     ``create_app`` takes the loaded settings, so configuration is validated once, before gunicorn
     forks, and a bad setting stops start-up with one line instead of a worker crash loop.
@@ -59,12 +60,30 @@ class UnknownService(LookupError):
     pass
 
 
+SERVICES_GROUP = "flotilla.services"
+
+
+def installed_services() -> dict[str, str]:
+    """Service names the installed distributions declare, and the ``module:attr`` each points at.
+
+    A service package registers itself in the ``flotilla.services`` entry-point group (its own
+    ``pyproject.toml``), so the chassis never needs to know where the store lives.
+    """
+    return {ep.name: ep.value for ep in entry_points(group=SERVICES_GROUP)}
+
+
 def service_module(name: str) -> tuple[str, str]:
-    """Module and attribute a service name points at: ``orders`` → (``services.orders``, ``service``);
-    ``pkg.module:attr`` names a service kept outside this repository."""
-    module_name, _, attr = name.partition(":")
-    if "." not in module_name and not attr:
-        module_name = f"services.{name}"
+    """Module and attribute a service name points at: an installed service's entry point
+    (``catalog``), or an explicit ``pkg.module[:attr]`` path for one that declares none."""
+    target = installed_services().get(name)
+    if target is None:
+        if "." not in name and ":" not in name:
+            known = ", ".join(sorted(installed_services())) or "none"
+            raise UnknownService(
+                f"no service named {name!r} (installed: {known}; or give a module path, pkg.module:service)"
+            )
+        target = name
+    module_name, _, attr = target.partition(":")
     return module_name, attr or "service"
 
 
@@ -75,7 +94,7 @@ def load_service(name: str) -> Service:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
         if err.name and module_name.startswith(err.name):
-            raise UnknownService(f"no service named {name!r} (looked for module {module_name})") from None
+            raise UnknownService(f"no service named {name!r} (no module {module_name})") from None
         raise
     found = getattr(module, attr, None)
     if not isinstance(found, Service):

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build one image per service from the shared Dockerfile, tagged flotilla/<service>:<git sha> and :latest.
+# Each image holds the chassis and one distribution: services/<service>, or devtools for `dev-issuer` (the
+# dev token issuer that the kind/minikube setups run; no service image carries it).
 #
-#   scripts/build-images.sh [SERVICE...]     build these (default: every services/*/__init__.py)
+#   scripts/build-images.sh [SERVICE...]     build these (default: every services/*/pyproject.toml, and dev-issuer)
 #   scripts/build-images.sh --list [SERVICE...]
 #                                            print "service image" lines (the tags a build makes) and stop
 #
@@ -29,10 +31,15 @@ fi
 
 services=("$@")
 if ((${#services[@]} == 0)); then
-    for init in services/*/__init__.py; do
-        [[ -e $init ]] && services+=("$(basename "$(dirname "$init")")")
+    for project in services/*/pyproject.toml; do
+        [[ -e $project ]] && services+=("$(basename "$(dirname "$project")")")
     done
+    services+=(dev-issuer)
 fi
+
+package_of() {
+    if [[ $1 == dev-issuer ]]; then echo devtools; else echo "services/$1"; fi
+}
 
 if ((list_only)); then
     for service in "${services[@]}"; do
@@ -88,7 +95,7 @@ secret=()
 
 project_version=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 version="$project_version+$tag"
-if [[ -n $(git status --porcelain -- flotilla services pyproject.toml Dockerfile 2>/dev/null) ]]; then
+if [[ -n $(git status --porcelain -- flotilla services devtools pyproject.toml Dockerfile 2>/dev/null) ]]; then
     revision="$revision-dirty"
     version="$version.dirty"
 fi
@@ -99,13 +106,15 @@ trap 'rm -rf "$logs"' EXIT
 
 say "base $base, tag $tag, client $docker_cli"
 for service in "${services[@]}"; do
-    [[ -e services/$service/__init__.py ]] || { say "unknown service $service"; exit 1; }
+    package=$(package_of "$service")
+    [[ -e $package/pyproject.toml ]] || { say "unknown service $service (no $package/pyproject.toml)"; exit 1; }
     image="$repo/$service:$tag"
     start=$SECONDS
     if ! DOCKER_BUILDKIT=1 "$docker_cli" build --network host --progress plain \
         "${secret[@]}" \
         --build-arg "BASE_IMAGE=$base" \
         --build-arg "SERVICE=$service" \
+        --build-arg "PACKAGE=$package" \
         --build-arg "VERSION=$version" \
         --build-arg "REVISION=$revision" \
         --build-arg "CREATED=$created" \

@@ -97,10 +97,10 @@ class Database:
             self.init_app(app)
 
     def init_app(self, app: Any, *, check_timeout: float = 2.0) -> None:
-        from flotilla.app import health
+        from flotilla.health import Health
 
         app.extensions["flotilla.db"] = self
-        health(app).add_check("database", self.check, critical=True, timeout=check_timeout)
+        Health.of(app).add_check("database", self.check, critical=True, timeout=check_timeout)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -16,8 +16,8 @@ from flask_openapi3 import OpenAPI, Tag
 
 from flotilla import aws
 from flotilla import create_app as create_chassis_app
-from flotilla.app import health
 from flotilla.errors import ProblemError
+from flotilla.health import Health
 from flotilla.http import ServiceClient
 from flotilla.principal import current_principal, platform_secret, require_principal
 from flotilla.resources import physical_name
@@ -49,8 +49,8 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         if answer.status_code != 200:
             raise RuntimeError(f"catalog /livez answered {answer.status_code}")
 
-    health(app).add_check("dynamodb", store.check, critical=True)
-    health(app).add_check("catalog", catalog_ready, critical=False)
+    Health.of(app).add_check("dynamodb", store.check, critical=True)
+    Health.of(app).add_check("catalog", catalog_ready, critical=False)
 
     carts = _Carts(settings, store, catalog)
 

@@ -14,12 +14,11 @@ from typing import Any
 from flask import Response, g, jsonify, request
 
 from flotilla import create_app as create_chassis_app
-from flotilla.app import health
 from flotilla.auth import JwksCache, TokenPolicy, TokenVerifier
-from flotilla.auth.dev_issuer import DEFAULT_CLIENT_ID, DEFAULT_URL, JWKS_PATH
 from flotilla.clock import SYSTEM_CLOCK, Clock
 from flotilla.config import ConfigError, PlatformSettings, load_platform
 from flotilla.errors import ProblemError
+from flotilla.health import Health
 from flotilla.http import ServiceClient
 from flotilla.principal import Principal, sign
 from services.gateway.auth import Authenticator, authorize
@@ -31,14 +30,16 @@ from services.gateway.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
+# Where an issuer publishes its keys when GATEWAY_JWKS_URL doesn't say (Cognito's, Auth0's and the dev
+# issuer's convention).
+JWKS_PATH = "/.well-known/jwks.json"
+
 PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-def token_verifier(settings: Settings, platform: PlatformSettings, clock: Clock) -> TokenVerifier | None:
-    """The JWT verifier the settings ask for; locally, what is unset defaults to the dev issuer's."""
+def token_verifier(settings: Settings, clock: Clock) -> TokenVerifier | None:
+    """The JWT verifier the settings ask for (the local stack points them at its dev issuer)."""
     issuer, client_ids = settings.jwt_issuer, settings.jwt_client_ids
-    if platform.env == "local":
-        issuer, client_ids = issuer or DEFAULT_URL, client_ids or [DEFAULT_CLIENT_ID]
     if issuer is None:
         log.warning("GATEWAY_JWT_ISSUER is not set: bearer tokens will be refused")
         return None
@@ -85,7 +86,7 @@ def create_app(
     app = create_chassis_app("gateway", settings, platform=platform, title="Store API gateway")
     client = client or ServiceClient()
     client.init_app(app)
-    verifier = token_verifier(settings, platform, clock or SYSTEM_CLOCK)
+    verifier = token_verifier(settings, clock or SYSTEM_CLOCK)
     authenticator = Authenticator(verifier, settings.api_keys)
     throttle = Throttle.from_settings(settings, clock)
     cors = Cors(settings.cors_origins, settings.cors_max_age_seconds)
@@ -97,7 +98,7 @@ def create_app(
         cache_seconds=settings.openapi_cache_seconds,
         clock=clock or SYSTEM_CLOCK,
     )
-    checks = health(app)
+    checks = Health.of(app)
     if verifier is not None:
         checks.add_check("jwks", verifier.jwks.check, critical=False)
     if throttle.redis is not None:

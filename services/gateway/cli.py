@@ -9,7 +9,7 @@ import secrets
 
 import click
 
-from flotilla.cli import CommandFailed
+from flotilla.commands import CommandFailed
 
 
 @click.command("api-key")

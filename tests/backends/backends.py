@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flotilla.localstack.backends import (
+from flotilla_dev.localstack.backends import (
     POSTGRES_USER,
     postgres_bin_dir,
     postgres_ready,
     redis_ready,
     unprivileged_account,
 )
+
 from tests.backends.engine import Engine, engine, engine_problem, first_line, free_port, wait_until
 
 START_TIMEOUT_SECONDS = 60.0

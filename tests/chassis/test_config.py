@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import subprocess
 
 import boto3
@@ -163,7 +165,21 @@ def test_serve_with_bad_config_exits_2_with_one_line(env: dict[str, str], expect
 def test_unknown_service_is_one_line() -> None:
     result = run_cli("config", "nosuch")
     assert result.returncode == 2
-    assert result.stderr.strip() == "flotilla: no service named 'nosuch' (looked for module services.nosuch)"
+    # Services are found by entry point: the error names those installed, never a package to look in.
+    assert result.stderr.strip() == (
+        "flotilla: no service named 'nosuch' (installed: cart, catalog, gateway, sample;"
+        " or give a module path, pkg.module:service)"
+    )
+    result = run_cli("config", "no.such.module:service")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "flotilla: no service named 'no.such.module:service' (no module no.such.module)"
+
+
+def test_a_service_can_be_named_by_module_path() -> None:
+    by_name = run_cli("config", "sample")
+    by_path = run_cli("config", "services.sample:service")
+    assert by_name.returncode == by_path.returncode == 0, by_path.stderr
+    assert json.loads(by_path.stdout) == json.loads(by_name.stdout)
 
 
 def test_gateway_without_principal_secret_outside_local_exits_2_before_forking() -> None:

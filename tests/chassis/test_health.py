@@ -6,7 +6,6 @@ import threading
 import time
 from typing import Any
 
-from flotilla.app import health
 from flotilla.health import DrainFlag, Health
 
 
@@ -17,8 +16,8 @@ def test_livez_is_always_ok(client: Any) -> None:
 def test_readyz_runs_checks_concurrently(app: Any, client: Any) -> None:
     # Each check waits for the other at a barrier: run one after the other, both would time out.
     barrier = threading.Barrier(2, timeout=5)
-    health(app).add_check("db", barrier.wait)
-    health(app).add_check("cache", barrier.wait)
+    Health.of(app).add_check("db", barrier.wait)
+    Health.of(app).add_check("cache", barrier.wait)
     answer = client.get("/readyz")
     assert answer.status_code == 200
     assert answer.json["status"] == "ok"
@@ -28,8 +27,8 @@ def test_readyz_runs_checks_concurrently(app: Any, client: Any) -> None:
 
 def test_a_hung_check_times_out_on_its_own(app: Any, client: Any) -> None:
     release = threading.Event()
-    health(app).add_check("hung", lambda: release.wait(10), timeout=0.2)
-    health(app).add_check("fine", lambda: None)
+    Health.of(app).add_check("hung", lambda: release.wait(10), timeout=0.2)
+    Health.of(app).add_check("fine", lambda: None)
     try:
         answer = client.get("/readyz")
     finally:
@@ -44,7 +43,7 @@ def test_failing_optional_check_degrades_but_stays_ready(app: Any, client: Any) 
     def cache_down() -> None:
         raise ConnectionError("redis unreachable")
 
-    health(app).add_check("cache", cache_down, critical=False)
+    Health.of(app).add_check("cache", cache_down, critical=False)
     answer = client.get("/readyz")
     assert answer.status_code == 200
     assert answer.json["status"] == "degraded"
@@ -60,7 +59,7 @@ def test_failing_critical_check_is_503(app: Any, client: Any) -> None:
     def db_down() -> None:
         raise OSError("connection refused")
 
-    health(app).add_check("db", db_down)
+    Health.of(app).add_check("db", db_down)
     answer = client.get("/readyz")
     assert answer.status_code == 503
     assert answer.json["checks"]["db"]["state"] == "failed"

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flotilla_dev.waterfall import render_recent
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from flotilla.tracing import add_span_processor, tracer_provider
 from flotilla.tracing.exporter import JsonLinesSpanExporter
-from flotilla.tracing.waterfall import render_recent
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 

@@ -21,7 +21,7 @@ import pytest
 from tests.backends.engine import engine, engine_problem, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = sorted(init.parent.name for init in ROOT.glob("services/*/__init__.py"))
+SERVICES = sorted(project.parent.name for project in ROOT.glob("services/*/pyproject.toml"))
 STARTUP_TIMEOUT_SECONDS = 60.0
 
 

@@ -177,20 +177,56 @@ def test_sync_dir_is_empty_owned_by_65532_and_first_on_sys_path(image: str) -> N
     assert facts == {"dir": True, "entries": [], "uid": 65532, "gid": 65532, "first": True, "writable": False}
 
 
-def test_modules_in_the_sync_dir_shadow_the_installed_ones(image: str) -> None:
-    """Like a dev.sync pod: a writable volume on the sync dir, seeded with the packages, then one file changed."""
+# The chart's dev.sync init container (charts/flotilla-service, syncSeedContainer) runs this same copy.
+SEED = (
+    "import os, shutil, flotilla\n"
+    "skip = shutil.ignore_patterns('__pycache__', '*.dist-info')\n"
+    "sync = {sync!r}\n"
+    "shutil.copytree(os.path.dirname(flotilla.__file__), os.path.join(sync, 'flotilla'), dirs_exist_ok=True, ignore=skip)\n"
+    "shutil.copytree('/opt/service', sync, dirs_exist_ok=True, ignore=skip)\n"
+)
+
+
+def test_modules_in_the_sync_dir_shadow_the_installed_ones(image: str, service: str) -> None:
+    """Like a dev.sync pod: a writable volume on the sync dir, seeded with the chassis and the service, then
+    a chassis file and a service file changed; both changes are what the service imports."""
     sync_dir = _sync_dir(image)
     code = (
-        "import os, shutil, importlib\n"
-        "import flotilla, services\n"
-        "for package in (flotilla, services):\n"
-        f"    shutil.copytree(os.path.dirname(package.__file__), os.path.join({sync_dir!r}, package.__name__),"
-        " dirs_exist_ok=True, ignore=shutil.ignore_patterns('__pycache__'))\n"
-        f"with open(os.path.join({sync_dir!r}, 'flotilla', 'synced_probe.py'), 'w') as f:\n"
-        "    f.write('SYNCED = True\\n')\n"
+        SEED.format(sync=sync_dir)
+        + "open(os.path.join(sync, 'flotilla', 'synced_probe.py'), 'w').write('SYNCED = True\\n')\n"
+        + f"open(os.path.join(sync, 'services', {service!r}, 'synced_probe.py'), 'w').write('SYNCED = 1\\n')\n"
         "import subprocess, sys\n"
         "print(subprocess.run([sys.executable, '-c', 'import flotilla, flotilla.synced_probe as p; "
-        "print(flotilla.__file__, p.SYNCED)'], capture_output=True, text=True, check=True).stdout)\n"
+        f"import services.{service}.synced_probe as q; from flotilla.service import load_service; "
+        f"print(flotilla.__file__, p.SYNCED, q.SYNCED, load_service(\"{service}\").name)'],"
+        " capture_output=True, text=True, check=True).stdout)\n"
     )
     out = _python(image, code, tmpfs={sync_dir: "rw,nosuid,nodev,size=16m,uid=65532,gid=65532"})
-    assert out == f"{sync_dir}/flotilla/__init__.py True"
+    assert out == f"{sync_dir}/flotilla/__init__.py True 1 {service}"
+
+
+def test_image_holds_its_own_service_and_no_dev_tools(image: str, service: str) -> None:
+    """Production code only: the dev tools (local stack, dev issuer), the tests and bench helpers and every
+    other service are not importable, and the entrypoint offers no dev command."""
+    from tests.containers.conftest import SERVICES
+
+    others = [s for s in SERVICES if s != service]
+    code = (
+        "import importlib.util, json, subprocess\n"
+        "def importable(name):\n"
+        "    try:\n"
+        "        return importlib.util.find_spec(name) is not None\n"
+        "    except ModuleNotFoundError:\n"
+        "        return False\n"
+        f"names = ['flotilla_dev', 'flotilla_dev.localstack', 'flotilla.localstack', 'moto', 'tests', 'bench',"
+        f" 'services.{service}', *[f'services.{{o}}' for o in {others!r}]]\n"
+        "help = subprocess.run(['flotilla', '--help'], capture_output=True, text=True, check=True).stdout\n"
+        "commands = sorted(line.split()[0] for line in help.split('Commands:')[1].splitlines() if line.strip())\n"
+        "print(json.dumps({'importable': [n for n in names if importable(n)], 'commands': commands}))\n"
+    )
+    facts = json.loads(_python(image, code))
+    assert facts["importable"] == [f"services.{service}"]
+    dev_commands = {"up", "dev-issuer", "token", "traces"}
+    assert not dev_commands & set(facts["commands"]), facts["commands"]
+    assert {"serve", "migrate", "config", "probe"} <= set(facts["commands"])
+    assert ("api-key" in facts["commands"]) == (service == "gateway")

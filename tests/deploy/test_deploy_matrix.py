@@ -160,8 +160,9 @@ def test_skaffold_config(schemas_dir: Path | None) -> None:
     assert set(artifacts) == {"flotilla/gateway", "flotilla/catalog", "flotilla/cart", "flotilla/dev-issuer"}
     for image, artifact in artifacts.items():
         assert artifact["docker"]["dockerfile"] == "Dockerfile"
-        service = "gateway" if image == "flotilla/dev-issuer" else image.split("/")[1]
-        assert artifact["docker"]["buildArgs"] == {"SERVICE": service}
+        service = image.split("/")[1]
+        expected = {"SERVICE": service} | ({"PACKAGE": "devtools"} if service == "dev-issuer" else {})
+        assert artifact["docker"]["buildArgs"] == expected
     release = config["deploy"]["helm"]["releases"][0]
     assert release["chartPath"] == "charts/flotilla"
     for image in artifacts.keys() - {"flotilla/dev-issuer"}:

@@ -31,11 +31,11 @@ from deploy_support import (
     find,
     one,
 )
+from flotilla_dev.cli import token
+from flotilla_dev.issuer import JWKS_PATH, DevIssuer, create_issuer_app
 from pydantic import SecretStr
 
 from flotilla.auth import JwksCache
-from flotilla.auth.cli import token
-from flotilla.auth.dev_issuer import JWKS_PATH, DevIssuer, create_issuer_app
 from flotilla.clock import SYSTEM_CLOCK
 from flotilla.config.settings import PlatformSettings
 from services.cart.settings import Settings as CartSettings
@@ -158,7 +158,12 @@ def test_gateway_on_eks_trusts_cognito_the_alb_and_shares_redis(renderer: Render
     assert config["GATEWAY_TRUSTED_PROXIES"] == "1"
     # The chassis reads these exactly as rendered.
     settings = GatewaySettings.model_validate(
-        {k.removeprefix("GATEWAY_").lower(): v for k, v in config.items() if k.startswith("GATEWAY_")}
+        {
+            # As pydantic-settings reads the environment: complex fields are JSON.
+            k.removeprefix("GATEWAY_").lower(): json.loads(v) if v.startswith(("[", "{")) else v
+            for k, v in config.items()
+            if k.startswith("GATEWAY_")
+        }
         | {"jwt_client_ids": json.loads(config["GATEWAY_JWT_CLIENT_IDS"])}
     )
     assert settings.trusted_proxies == 1
@@ -197,7 +202,9 @@ def test_gateway_on_kind_accepts_a_token_made_in_the_dev_issuer_pod(
     service = one(docs, "Service", "dev-issuer")["spec"]["ports"][0]
     assert (urlsplit(url).hostname, urlsplit(url).port) == ("dev-issuer", service["port"])
     assert container["args"] == ["dev-issuer", "--bind", f"0.0.0.0:{service['port']}"]
-    assert container["image"] == _container(one(docs, "Deployment", "gateway"))["image"]
+    # Its own image (the dev tools are in no service image), from the gateway's registry and tag.
+    gateway_image = _container(one(docs, "Deployment", "gateway"))["image"]
+    assert container["image"] == gateway_image.replace("flotilla/gateway:", "flotilla/dev-issuer:")
     key_dir = env["FLOTILLA_DEV_ISSUER_DIR"]
     assert any(key_dir.startswith(m["mountPath"] + "/") for m in container["volumeMounts"]), (
         "keys: an emptyDir"
@@ -209,9 +216,14 @@ def test_gateway_on_kind_accepts_a_token_made_in_the_dev_issuer_pod(
     assert config["GATEWAY_JWT_ISSUER"] == url
     assert config["GATEWAY_JWKS_URL"] == url + JWKS_PATH
     settings = GatewaySettings.model_validate(
-        {k.removeprefix("GATEWAY_").lower(): v for k, v in config.items() if k.startswith("GATEWAY_")}
+        {
+            # As pydantic-settings reads the environment: complex fields are JSON.
+            k.removeprefix("GATEWAY_").lower(): json.loads(v) if v.startswith(("[", "{")) else v
+            for k, v in config.items()
+            if k.startswith("GATEWAY_")
+        }
     )
-    verifier = token_verifier(settings, PlatformSettings(env=config["FLOTILLA_ENV"]), SYSTEM_CLOCK)
+    verifier = token_verifier(settings, SYSTEM_CLOCK)
     assert verifier is not None and verifier.jwks.url == config["GATEWAY_JWKS_URL"]
 
     # `flotilla token` with the container's environment (its key directory moved under tmp_path), the JWKS

@@ -79,9 +79,12 @@ def test_sync_dest_is_the_image_pythonpath_dir() -> None:
         for rule in rules:
             # No strip: `flotilla/x.py` lands at <dir>/flotilla/x.py, so the directory holds the import roots.
             assert rule["dest"] == sync_dir and "strip" not in rule, (service, rule)
-            package = rule["src"].split("/")[0]
+            # What lands there must be an import root: the chassis package, the service's own package.
+            package = Path(rule["src"].removesuffix("/**/*.py"))
             assert (REPO / package / "__init__.py").is_file(), f"{package} is not an importable package"
-    assert (REPO / "services" / "__init__.py").is_file()
+    # `services` is a namespace package (each service its own distribution), so synced trees of two images
+    # could never collide on a shared services/__init__.py.
+    assert not (REPO / "services" / "__init__.py").exists()
 
 
 def test_dev_issuer_has_its_own_artifact_without_sync() -> None:
@@ -89,8 +92,10 @@ def test_dev_issuer_has_its_own_artifact_without_sync() -> None:
     artifacts = {a["image"]: a for a in config["build"]["artifacts"]}
     issuer = artifacts[DEV_ISSUER_IMAGE]
     assert "sync" not in issuer
-    # The gateway's recipe, so every layer comes from the build cache.
-    assert issuer["docker"] == artifacts["flotilla/gateway"]["docker"]
+    # The same recipe on the dev tools' distribution: the chassis layer comes from the build cache.
+    assert issuer["docker"]["dockerfile"] == artifacts["flotilla/gateway"]["docker"]["dockerfile"]
+    assert issuer["docker"]["buildArgs"]["PACKAGE"] == "devtools"
+    assert (REPO / "devtools" / "pyproject.toml").is_file()
     assert issuer["context"] == artifacts["flotilla/gateway"]["context"]
     templates = config["deploy"]["helm"]["releases"][0]["setValueTemplates"]
     assert templates["devDependencies.devIssuer.image"] == DEV_ISSUER_TEMPLATE
@@ -140,7 +145,9 @@ def test_dev_sync_renders_the_emptydir_and_reload_with_a_read_only_root(renderer
         (seed,) = [c for c in spec["initContainers"] if c["name"] == "sync-seed"]
         assert seed["image"] == app["image"]
         assert {"name": "sync", "mountPath": sync_dir} in seed["volumeMounts"]
-        assert "flotilla, services" in seed["command"][-1] and sync_dir in seed["command"][-1]
+        # The chassis and this image's one service (its /opt/service), nothing else.
+        script = seed["command"][-1]
+        assert "import os, shutil, flotilla\n" in script and '"/opt/service"' in script and sync_dir in script
         for c in containers(spec):
             assert c["securityContext"]["readOnlyRootFilesystem"] is True, (service, c["name"])
     # The dev issuer runs its own artifact's image and has nothing to sync into.

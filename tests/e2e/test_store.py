@@ -16,8 +16,8 @@ import boto3
 import pytest
 import requests
 from botocore.config import Config
+from flotilla_dev.issuer import DevIssuer
 
-from flotilla.auth.dev_issuer import DevIssuer
 from tests.localstack.support import Stack, wait_no_processes
 from tests.support import ROOT
 
@@ -70,8 +70,9 @@ def test_a_cart_needs_a_token(store: Stack) -> None:
 
 
 def test_services_registered_themselves_in_the_emulators_cloud_map(store: Stack) -> None:
+    from flotilla_dev.localstack.stack import CLOUDMAP_NAMESPACE
+
     from flotilla.discovery.cloudmap import CloudMapResolver  # the chassis' own resolver reads them back
-    from flotilla.localstack.stack import CLOUDMAP_NAMESPACE
 
     client = boto3.client(
         "servicediscovery",

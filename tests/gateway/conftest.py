@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from flask import Flask, Response, jsonify, request
+from flotilla_dev.issuer import DevIssuer, create_issuer_app
 from werkzeug.serving import make_server
 
-from flotilla.auth.dev_issuer import DevIssuer, create_issuer_app
 from flotilla.clock import Clock
 from flotilla.config import PlatformSettings
 from flotilla.discovery import StaticResolver

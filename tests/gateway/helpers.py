@@ -13,8 +13,8 @@ from typing import Any
 import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
+from flotilla_dev.issuer import DevIssuer, public_jwk
 
-from flotilla.auth.dev_issuer import DevIssuer, public_jwk
 from tests.gateway.conftest import CLIENT_ID
 
 

@@ -118,7 +118,7 @@ def test_a_malformed_token_on_a_public_route_is_still_401(url):
 
 def test_an_unknown_kid_is_refused_until_the_jwks_publishes_it(url, issuer):
     stranger = other_key()
-    from flotilla.auth.dev_issuer import public_jwk
+    from flotilla_dev.issuer import public_jwk
 
     token = signed(claims(issuer), stranger, public_jwk(stranger.public_key())["kid"])
     assert_invalid_token(requests.get(url + CART, headers=bearer(token)), "unknown signing key")

@@ -13,10 +13,9 @@ from pathlib import Path
 import jwt
 import pytest
 import requests
+from flotilla_dev.issuer import DEFAULT_CLIENT_ID, DEFAULT_URL, DevIssuer
 
-from flotilla.auth.dev_issuer import DEFAULT_CLIENT_ID, DEFAULT_URL, DevIssuer
 from flotilla.clock import SYSTEM_CLOCK
-from flotilla.config import PlatformSettings
 from services.gateway.app import token_verifier
 from services.gateway.settings import Settings
 from tests.support import FLOTILLA, ROOT, free_port, serve, wait_for
@@ -56,13 +55,15 @@ def test_token_refuses_bad_input_with_exit_2(tmp_path):
     assert done.stderr.startswith("flotilla: ")
 
 
-def test_locally_the_gateway_expects_what_the_dev_issuer_issues():
-    verifier = token_verifier(Settings(), PlatformSettings(env="local"), SYSTEM_CLOCK)
+def test_the_gateway_trusts_no_issuer_it_is_not_told_about_even_locally(monkeypatch):
+    # The dev issuer is a dev tool: the gateway's code doesn't know it; the local stack configures it.
+    monkeypatch.setenv("FLOTILLA_ENV", "local")
+    assert token_verifier(Settings(), SYSTEM_CLOCK) is None
+    verifier = token_verifier(
+        Settings(jwt_issuer=DEFAULT_URL, jwt_client_ids=[DEFAULT_CLIENT_ID]), SYSTEM_CLOCK
+    )
     assert verifier is not None
-    assert verifier.policy.issuer == DEFAULT_URL
     assert verifier.jwks.url == DEFAULT_URL + "/.well-known/jwks.json"
-    assert set(verifier.policy.client_ids) == {DEFAULT_CLIENT_ID}
-    assert token_verifier(Settings(), PlatformSettings(env="prod"), SYSTEM_CLOCK) is None
 
 
 @pytest.mark.slow
@@ -87,6 +88,7 @@ def test_served_gateway_trusts_the_served_dev_issuer_and_its_workers_share_the_t
                 "FLOTILLA_DISCOVERY_STATIC": json.dumps({"sample": sample.url}),
                 "GATEWAY_ROUTES": json.dumps({"v1": {"sample": {"upstream": "sample", "read": "cart"}}}),
                 "GATEWAY_JWT_ISSUER": issuer_url,
+                "GATEWAY_JWT_CLIENT_IDS": json.dumps([DEFAULT_CLIENT_ID]),
                 "GATEWAY_REDIS_URL": redis_url,
                 "GATEWAY_RATE_LIMIT": json.dumps({"burst": 10, "perSecond": 0.001}),
             }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from flotilla.localstack.supervisor import ProcessSpec, Supervisor
+from flotilla_dev.localstack.supervisor import ProcessSpec, Supervisor
 
 STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(300)"
 

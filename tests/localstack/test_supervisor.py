@@ -13,8 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from flotilla.localstack.supervisor import (
+from flotilla_dev.localstack.supervisor import (
     Interrupted,
     ProcessFailed,
     ProcessSpec,
@@ -23,7 +22,8 @@ from flotilla.localstack.supervisor import (
     kill_recorded,
     start_time,
 )
-from flotilla.localstack.up import already_running
+from flotilla_dev.localstack.up import already_running
+
 from tests.support import ROOT
 
 PY = sys.executable

@@ -370,7 +370,7 @@ file sync copies flotilla/** and services/<service>/** there (skaffold.yaml).
 {{- define "flotilla-service.syncDir" -}}/opt/sync{{- end -}}
 
 {{/*
-dev.sync's init container: copies the installed flotilla and services packages into the emptyDir, so the
+dev.sync's init container: copies the installed chassis and this image's service (/opt/service) into the emptyDir, so the
 directory holds complete regular packages (a synced file alone would make a namespace portion, which Python
 skips for the installed regular package) and the app imports, and gunicorn's reloader watches, the copies.
 */}}
@@ -382,10 +382,11 @@ skips for the installed regular package) and the app imports, and gunicorn's rel
     - python
     - -c
     - |
-      import os, shutil, flotilla, services
-      for package in (flotilla, services):
-          shutil.copytree(os.path.dirname(package.__file__), os.path.join({{ include "flotilla-service.syncDir" . | quote }}, package.__name__),
-                          dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+      import os, shutil, flotilla
+      skip = shutil.ignore_patterns("__pycache__", "*.dist-info")
+      sync = {{ include "flotilla-service.syncDir" . | quote }}
+      shutil.copytree(os.path.dirname(flotilla.__file__), os.path.join(sync, "flotilla"), dirs_exist_ok=True, ignore=skip)
+      shutil.copytree("/opt/service", sync, dirs_exist_ok=True, ignore=skip)
   securityContext:
     {{- toYaml .Values.containerSecurityContext | nindent 4 }}
   resources:

@@ -1,4 +1,4 @@
-"""``python -m flotilla.localstack.watchdog PID_DIR``: kill the stack's processes once the supervisor is gone.
+"""``python -m flotilla_dev.localstack.watchdog PID_DIR``: kill the stack's processes once the supervisor is gone.
 
 The supervisor holds the write end of a pipe whose read end is this process's stdin. The kernel
 closes it however the supervisor ends, SIGKILL included, so end-of-file here means "supervisor
@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from flotilla.localstack.supervisor import kill_recorded
+from flotilla_dev.localstack.supervisor import kill_recorded
 
 
 def main(argv: list[str]) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 
-from flotilla.cli import CommandFailed, load_service_config
+from flotilla.commands import CommandFailed, load_service_config
 
 log = logging.getLogger("flotilla.messaging")
 
@@ -40,13 +40,13 @@ class _WorkerProcess:
         self.svc, self.platform, self.settings = load_service_config(service_name)
         self.bind = bind or os.environ.get("FLOTILLA_BIND", DEFAULT_BIND)
         from flotilla import create_app
-        from flotilla.app import health
+        from flotilla.health import Health
 
         self.app = create_app(
             self.svc.name, self.settings, platform=self.platform, title=f"{self.svc.name} worker"
         )
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # probes every few seconds are not news
-        self.health = health(self.app)
+        self.health = Health.of(self.app)
         metrics = self.app.extensions["flotilla.metrics"]
         # In multiprocess mode values live in files and /metrics reads them; otherwise the app's registry.
         self.registry = None if os.environ.get("PROMETHEUS_MULTIPROC_DIR") else metrics.registry

@@ -1,4 +1,5 @@
-"""``flotilla token`` and ``flotilla dev-issuer``: local tokens and the JWKS the local gateway trusts."""
+"""The dev tools' commands: ``flotilla token`` and ``flotilla dev-issuer`` (local tokens and the JWKS the
+local gateway trusts) and ``flotilla traces`` (the local span file as waterfalls)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from urllib.parse import urlsplit
 
 import click
 
-from flotilla.auth.dev_issuer import DEFAULT_CLIENT_ID, DEFAULT_DIR, DEFAULT_URL, DevIssuer, create_issuer_app
-from flotilla.cli import CommandFailed
+from flotilla.commands import CommandFailed
+from flotilla_dev.issuer import DEFAULT_CLIENT_ID, DEFAULT_DIR, DEFAULT_URL, DevIssuer, create_issuer_app
 
 _dir_option = click.option(
     "--dir",
@@ -86,3 +87,23 @@ def dev_issuer(*, bind: str | None, issuer: str, directory: Path) -> None:
     signal.signal(signal.SIGINT, stop)
     click.echo(f"dev issuer {issuer} serving {issuer}/.well-known/jwks.json on {host}:{server.server_port}")
     server.serve_forever()
+
+
+@click.command()
+@click.option(
+    "--file", "path", type=click.Path(path_type=Path), help="span file (default FLOTILLA_TRACE_FILE)."
+)
+@click.option("-n", "--limit", default=5, show_default=True, help="how many recent traces.")
+@click.option("--trace-id", help="show only this trace.")
+def traces(path: Path | None, limit: int, trace_id: str | None) -> None:
+    """Print recent traces from the local span file as waterfalls."""
+    from flotilla_dev.waterfall import render_recent
+
+    if path is None:
+        from flotilla.config import ConfigError, load_platform
+
+        try:
+            path = load_platform().trace_file
+        except ConfigError as err:
+            raise CommandFailed(str(err), exit_code=2) from None
+    click.echo(render_recent(path, limit=limit, trace_id=trace_id))

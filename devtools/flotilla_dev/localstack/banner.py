@@ -9,7 +9,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from flotilla.localstack.stack import Plan
+from flotilla_dev.localstack.stack import Plan
 
 # Example calls per service: (path under the gateway or the service, scopes the token needs).
 # Through the gateway the path is /api/v1/<service><path>; without a gateway it goes straight to the service.
@@ -25,7 +25,7 @@ def dev_token(plan: Plan, scopes: tuple[str, ...]) -> str | None:
     """A dev access token from the running dev issuer's key, or None without a dev issuer."""
     if plan.issuer_url is None:
         return None
-    from flotilla.auth.dev_issuer import DevIssuer
+    from flotilla_dev.issuer import DevIssuer
 
     return DevIssuer(plan.issuer_dir, url=plan.issuer_url).issue(DEMO_USER, scopes)
 

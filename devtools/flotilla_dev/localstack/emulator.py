@@ -1,4 +1,4 @@
-"""``python -m flotilla.localstack.emulator --port N``: the embedded AWS emulator (moto) as a quiet process.
+"""``python -m flotilla_dev.localstack.emulator --port N``: the embedded AWS emulator (moto) as a quiet process.
 
 moto's own ``moto_server`` logs every request; here the request log is off (only warnings and
 errors show), so the stack's interleaved output stays about the services. Runs until SIGTERM or

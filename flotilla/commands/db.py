@@ -6,7 +6,7 @@ A service declares both on its ``Service``:
 - ``seed``: ``(settings) -> Mapping[str, int]``, loading its data idempotently and returning how
   many rows (or items) of each kind it added; a second run adds nothing.
 
-Registered lazily in ``flotilla.cli.LAZY_COMMANDS``. A service without the declaration, or without a
+A ``flotilla.commands`` entry point (see ``flotilla.commands``). A service without the declaration, or without a
 database URL, is a configuration error (exit 2); an unreachable database is exit 1 with one line.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from flotilla.cli import CommandFailed, load_service_config
+from flotilla.commands import CommandFailed, load_service_config
 
 
 def _declared(service: Any, key: str, what: str) -> Any:

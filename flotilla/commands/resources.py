@@ -1,6 +1,6 @@
 """``flotilla provision`` and ``flotilla iam-policy``: a service's resources spec applied, or printed as IAM.
 
-Registered lazily in ``flotilla.cli.LAZY_COMMANDS``. Configuration problems (a bad spec, a bad
+A ``flotilla.commands`` entry point (see ``flotilla.commands``). Configuration problems (a bad spec, a bad
 setting, an unknown service) are one line on stderr and exit code 2, like every Flotilla command.
 """
 
@@ -15,20 +15,23 @@ from typing import Any
 import click
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flotilla.cli import CommandFailed, load_service_config
+from flotilla.commands import CommandFailed, load_service_config
 from flotilla.resources.naming import Place, Resolved, resolve
 from flotilla.resources.spec import ResourcesSpec, SpecError, load_spec
-from flotilla.service import service_module
+from flotilla.service import UnknownService, service_module
 
 SPEC_FILE = "resources.yaml"
 
 
 def spec_path(service_name: str) -> Path:
-    """``services/<name>/resources.yaml``: the spec lives next to the package that defines the service.
+    """``<service package>/resources.yaml``: the spec lives next to the package that defines the service.
 
     ``pkg.module:attr`` names (services kept elsewhere) look next to ``pkg/module``.
     """
-    module_name, _ = service_module(service_name)
+    try:
+        module_name, _ = service_module(service_name)
+    except UnknownService as err:
+        raise CommandFailed(str(err), exit_code=2) from None
     found = importlib.util.find_spec(module_name)
     if found is None or found.origin is None:
         raise CommandFailed(f"cannot locate the package of service {service_name!r}", exit_code=2)

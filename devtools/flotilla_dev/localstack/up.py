@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from flotilla.localstack import backends
-from flotilla.localstack.banner import render
-from flotilla.localstack.stack import CLOUDMAP_NAMESPACE, Options, Plan, make_plan, pid_file
-from flotilla.localstack.supervisor import (
+from flotilla_dev.localstack import backends
+from flotilla_dev.localstack.banner import render
+from flotilla_dev.localstack.stack import CLOUDMAP_NAMESPACE, Options, Plan, make_plan, pid_file
+from flotilla_dev.localstack.supervisor import (
     Interrupted,
     ProcessFailed,
     StackError,

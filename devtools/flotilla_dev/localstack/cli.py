@@ -1,6 +1,6 @@
 """``flotilla up``: the whole stack on this machine, in the foreground, until Ctrl-C (``make run``).
 
-Registered lazily in ``flotilla.cli.LAZY_COMMANDS``. Every flag has a ``FLOTILLA_UP_*`` variable so
+A ``flotilla.commands`` entry point (see ``flotilla.commands``). Every flag has a ``FLOTILLA_UP_*`` variable so
 tests (and a second stack beside a developer's) can choose another state directory and free ports.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from flotilla.cli import CommandFailed
+from flotilla.commands import CommandFailed
 
 
 @click.command()
@@ -44,7 +44,7 @@ from flotilla.cli import CommandFailed
     "--service",
     "services",
     multiple=True,
-    help="run only these services (repeatable; default: every service under services/).",
+    help="run only these services (repeatable; default: every installed service).",
 )
 @click.option(
     "--postgres/--no-postgres",
@@ -74,9 +74,9 @@ def up(  # noqa: PLR0917 - click passes options as arguments
     ready_timeout: float,
 ) -> None:
     """Start the AWS emulator, Postgres, Redis and every service, print how to call them; Ctrl-C stops."""
-    from flotilla.localstack.stack import Options
-    from flotilla.localstack.supervisor import StackError
-    from flotilla.localstack.up import run
+    from flotilla_dev.localstack.stack import Options
+    from flotilla_dev.localstack.supervisor import StackError
+    from flotilla_dev.localstack.up import run
 
     options = Options(
         state_dir=state_dir.resolve(),

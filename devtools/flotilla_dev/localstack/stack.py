@@ -1,7 +1,7 @@
 """What the local stack is made of, worked out from the services themselves, and the order it starts in.
 
-Nothing here names a store service. Each service under ``services/`` says what it needs through
-what it already declares for production:
+Nothing here names a store service. Each installed service (a ``flotilla.services`` entry point)
+says what it needs through what it already declares for production:
 
 - a ``resources.yaml`` next to it: its AWS resources are provisioned in the emulator;
 - settings that mix in ``flotilla.db.DatabaseSettings``: a database of its own (``<PREFIX>DATABASE_URL``),
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flotilla.localstack import backends
-from flotilla.localstack.supervisor import ProcessSpec
+from flotilla_dev.localstack import backends
+from flotilla_dev.localstack.supervisor import ProcessSpec
 
 CLOUDMAP_NAMESPACE = "flotilla.local"
 
@@ -42,7 +42,6 @@ DEFAULT_SERVICE_PORT_BASE = 8100
 DEFAULT_EMULATOR_PORT = 4566
 DEFAULT_POSTGRES_PORT = 55432  # not 5432/6379: the machine may run its own servers there
 DEFAULT_REDIS_PORT = 56379
-SERVICES_DIR = "services"
 REDIS_FIELD_SUFFIXES = ("cache_url", "redis_url")
 
 
@@ -54,7 +53,7 @@ class Options:
     gateway_port: int = DEFAULT_GATEWAY_PORT
     any_ports: bool = False
     workers: int = 1
-    services: tuple[str, ...] = ()  # empty: every service under services/
+    services: tuple[str, ...] = ()  # empty: every installed service
     use_postgres: bool = True
     use_redis: bool = True
     ready_timeout: float = 60.0
@@ -213,8 +212,8 @@ class Plan:
             env[f"{unit.env_prefix}DATABASE_URL"] = self.database_url(unit)
         fields = unit.module.settings.model_fields
         if unit.name == GATEWAY and self.issuer_url and "jwt_issuer" in fields:
-            # The gateway trusts the dev issuer at its default URL only; ours may be on another port.
-            from flotilla.auth.dev_issuer import DEFAULT_CLIENT_ID
+            # The gateway trusts only the issuer it is told about: the stack's dev issuer.
+            from flotilla_dev.issuer import DEFAULT_CLIENT_ID
 
             env[f"{unit.env_prefix}JWT_ISSUER"] = self.issuer_url
             if "jwt_client_ids" in fields:
@@ -289,21 +288,22 @@ _DROPPED_ENV = frozenset(
 # --- working out the plan -----------------------------------------------------------------------------
 
 
-def available_services(root: Path) -> list[str]:
-    """Service names under ``<root>/services`` (folders with an ``__init__.py``), gateway first."""
-    found = sorted(p.parent.name for p in (root / SERVICES_DIR).glob("*/__init__.py"))
-    return sorted(found, key=lambda name: name != GATEWAY)
+def available_services() -> list[str]:
+    """Every installed service (``flotilla.services`` entry points), gateway first."""
+    from flotilla.service import installed_services
+
+    return sorted(sorted(installed_services()), key=lambda name: name != GATEWAY)
 
 
 def make_plan(options: Options) -> Plan:
     """Choose ports and backends and inspect every service; raises ``StackError`` for a bad request."""
-    from flotilla.localstack.supervisor import StackError
     from flotilla.service import UnknownService, load_service
+    from flotilla_dev.localstack.supervisor import StackError
 
     ports = Ports(options.any_ports)
-    names = list(options.services) or available_services(options.cwd)
+    names = list(options.services) or available_services()
     if not names:
-        raise StackError(f"no services under {options.cwd / SERVICES_DIR}")
+        raise StackError("no services installed (flotilla.services entry points); pip install one")
     units: list[ServiceUnit] = []
     gateway_port = ports.pick(options.gateway_port) if GATEWAY in names else None
     next_port = DEFAULT_SERVICE_PORT_BASE
@@ -393,15 +393,15 @@ def _mixes_in(cls: type, module: str, name: str) -> bool:
 
 
 def _has_resources(name: str) -> bool:
-    from flotilla.resources.cli import spec_path
+    from flotilla.commands.resources import spec_path
 
     return spec_path(name).is_file()
 
 
 @contextlib.contextmanager
 def pid_file(path: Path) -> Iterator[None]:
-    """``<state>/up.pid`` for as long as the stack runs (see ``flotilla.localstack.up``)."""
-    from flotilla.localstack.supervisor import start_time
+    """``<state>/up.pid`` for as long as the stack runs (see ``flotilla_dev.localstack.up``)."""
+    from flotilla_dev.localstack.supervisor import start_time
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{os.getpid()} {start_time(os.getpid())}\n")

@@ -16,7 +16,7 @@ How orphans are prevented:
   lives as long as the supervisor (the main thread); grandchildren (gunicorn workers, Postgres
   backends) notice their parent's death themselves and exit;
 - each child's pid and start time are written to ``<pid_dir>/<name>.pid`` and removed when it is
-  reaped. A watchdog process (``flotilla.localstack.watchdog``) kills every recorded group, workers
+  reaped. A watchdog process (``flotilla_dev.localstack.watchdog``) kills every recorded group, workers
   included, the moment the supervisor is gone however it died; the next run does the same for
   anything still left (:func:`kill_recorded`). Matching on start times means an unrelated process
   that reused a pid is never hit.
@@ -308,13 +308,13 @@ class Supervisor:
             (self.pid_dir / f"{child.name}.pid").unlink(missing_ok=True)
 
     def _start_watchdog(self) -> None:
-        """A helper that kills every recorded group if this process dies (``flotilla.localstack.watchdog``)."""
+        """A helper that kills every recorded group if this process dies (``flotilla_dev.localstack.watchdog``)."""
         if self.pid_dir is None or self._watchdog is not None:
             return
         read_end, self._watchdog_pipe = os.pipe()
         try:
             self._watchdog = subprocess.Popen(
-                [sys.executable, "-m", "flotilla.localstack.watchdog", str(self.pid_dir)],
+                [sys.executable, "-m", "flotilla_dev.localstack.watchdog", str(self.pid_dir)],
                 stdin=read_end,
                 # No parent-death signal here: it must outlive us to do its job; end-of-file ends it.
                 start_new_session=True,

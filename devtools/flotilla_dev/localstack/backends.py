@@ -2,7 +2,7 @@
 
 Each is found on this machine (no Docker): Postgres from ``initdb`` on PATH or Debian's
 ``/usr/lib/postgresql/<version>/bin``, Redis from ``redis-server`` on PATH, the emulator from the
-``moto`` package. A missing binary is not an error: the stack falls back (see ``flotilla.localstack.stack``).
+``moto`` package. A missing binary is not an error: the stack falls back (see ``flotilla_dev.localstack.stack``).
 Readiness is checked with plain sockets, so no client library is needed to know a server is up.
 """
 
@@ -24,7 +24,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from flotilla.localstack.supervisor import ProcessSpec
+from flotilla_dev.localstack.supervisor import ProcessSpec
 
 POSTGRES_USER = "flotilla"
 POSTGRES_ADMIN_DB = "postgres"
@@ -213,7 +213,7 @@ def redis_server(binary: str, directory: Path, port: int, env: dict[str, str]) -
 
 
 def emulator(port: int, env: dict[str, str]) -> ProcessSpec:
-    argv = [sys.executable, "-m", "flotilla.localstack.emulator", "--port", str(port)]
+    argv = [sys.executable, "-m", "flotilla_dev.localstack.emulator", "--port", str(port)]
     return ProcessSpec("aws", argv, env=env, stop_phase=STOP_PHASE)
 
 
