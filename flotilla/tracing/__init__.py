@@ -9,7 +9,6 @@ from flotilla.tracing.provider import (
     TracingConfig,
     add_span_processor,
     init_tracing,
-    span_processor,
     tracer_provider,
 )
 from flotilla.tracing.server import Tracing
@@ -19,6 +18,5 @@ __all__ = [
     "TracingConfig",
     "add_span_processor",
     "init_tracing",
-    "span_processor",
     "tracer_provider",
 ]

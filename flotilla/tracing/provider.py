@@ -14,7 +14,7 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.aws import AwsXRayPropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -66,12 +66,7 @@ def init_tracing(config: TracingConfig, exporter: SpanExporter | None = None) ->
         existing = tracer_provider()
         if existing is not None:
             return existing
-        propagate.set_global_textmap(
-            CompositePropagator(
-                # X-Ray first so a W3C traceparent, when present too, has the last word.
-                [AwsXRayPropagator(), TraceContextTextMapPropagator(), W3CBaggagePropagator()]
-            )
-        )
+        set_propagators()
         attributes = {
             "service.name": config.service,
             "service.version": config.version,
@@ -84,16 +79,21 @@ def init_tracing(config: TracingConfig, exporter: SpanExporter | None = None) ->
             resource=Resource.create(attributes),
             sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
         )
-        # One fan-out the provider feeds and that server spans feed directly (see serverspan.py);
-        # extra processors (tests, a second exporter) join it through add_span_processor.
-        processors = SynchronousMultiSpanProcessor()
-        processors.add_span_processor(BatchSpanProcessor(exporter or _default_exporter(config)))
-        provider.add_span_processor(processors)
+        provider.add_span_processor(BatchSpanProcessor(exporter or _default_exporter(config)))
         _state["provider"] = provider
-        _state["processors"] = processors
         _state["pid"] = os.getpid()
         _set_global(provider)
         return provider
+
+
+def set_propagators() -> None:
+    """Make the API's global propagator the chassis' one: AWS X-Ray, W3C tracecontext and baggage."""
+    propagate.set_global_textmap(
+        CompositePropagator(
+            # X-Ray first so a W3C traceparent, when present too, has the last word.
+            [AwsXRayPropagator(), TraceContextTextMapPropagator(), W3CBaggagePropagator()]
+        )
+    )
 
 
 def _this_process(key: str) -> object:
@@ -101,17 +101,12 @@ def _this_process(key: str) -> object:
     return _state.get(key) if _state.get("pid") == os.getpid() else None
 
 
-def span_processor() -> SynchronousMultiSpanProcessor:
-    """This process's span processors, for spans made outside the SDK tracer."""
-    processors = _this_process("processors")
-    if not isinstance(processors, SynchronousMultiSpanProcessor):
-        raise RuntimeError("init_tracing() has not run in this process")
-    return processors
-
-
 def add_span_processor(processor: SpanProcessor) -> None:
-    """Send this process's spans (SDK and server spans alike) to one more processor too."""
-    span_processor().add_span_processor(processor)
+    """Send this process's spans to one more processor too (a test's, a second exporter)."""
+    provider = tracer_provider()
+    if provider is None:
+        raise RuntimeError("init_tracing() has not run in this process")
+    provider.add_span_processor(processor)
 
 
 def tracer_provider() -> TracerProvider | None:

@@ -2,7 +2,9 @@
 
 The stock instrumentation wraps WSGI and Flask and records dozens of attributes; this WSGI
 middleware records the HTTP semantic-convention attributes a trace view needs, for a fraction of
-the CPU. The span starts before routing, named by method, and is renamed to ``METHOD /route``
+the CPU. The span itself is an ordinary SDK span from ``tracer.start_span`` on the configured
+provider, so its sampler, span limits and span processors (``on_start`` and ``on_end``) apply as
+the SDK documents. It starts before routing, named by method, and is renamed to ``METHOD /route``
 once Flask has matched the rule.
 """
 
@@ -15,13 +17,13 @@ from flask import Flask
 from opentelemetry import context, propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from flotilla.tracing.provider import TracingConfig, init_tracing, span_processor
-from flotilla.tracing.serverspan import ServerSpans
+from flotilla.tracing.provider import TracingConfig, init_tracing, set_propagators
 from flotilla.wsgi import ROUTE_KEY, Captured, WSGIApp, record_route, wrap
 
 UNTRACED_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
+INSTRUMENTATION = "flotilla.http.server"
 
 
 class _EnvironGetter(Getter[dict[str, Any]]):
@@ -39,7 +41,12 @@ _getter = _EnvironGetter()
 
 
 class Tracing:
-    """Flask extension: one SERVER span per request, parented on incoming W3C or X-Ray context."""
+    """Flask extension: one SERVER span per request, parented on incoming W3C or X-Ray context.
+
+    Spans come from this process's provider (``init_tracing``), unless ``tracer_provider`` is
+    given: then that provider makes them (tests use it for their own sampler, limits and
+    processors) and only the chassis' propagators are installed.
+    """
 
     def __init__(
         self,
@@ -47,27 +54,36 @@ class Tracing:
         *,
         config: TracingConfig | None = None,
         untraced: Iterable[str] = UNTRACED_PATHS,
+        tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
         self.config = config
         self.untraced = frozenset(untraced)
-        self.spans: ServerSpans | None = None
+        self.tracer_provider = tracer_provider
+        self.tracer: trace.Tracer | None = None
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        provider = init_tracing(self.config or TracingConfig(service=app.name))
-        self.spans = ServerSpans(provider, span_processor())
+        provider = self.tracer_provider
+        if provider is None:
+            provider = init_tracing(self.config or TracingConfig(service=app.name))
+        else:
+            set_propagators()
+        self.tracer = provider.get_tracer(INSTRUMENTATION)
         app.extensions["flotilla.tracing"] = self
         record_route(app)
         wrap(app, self._middleware)
 
     def _middleware(self, wsgi_app: WSGIApp) -> WSGIApp:
-        spans, untraced = self.spans, self.untraced
-        assert spans is not None
+        tracer, untraced = self.tracer, self.untraced
+        assert tracer is not None
+        start_span = tracer.start_span
         # The environ keys the propagators read; a request carrying none of them (most direct
         # calls, every probe) starts a root span without running the propagators at all.
         carried = tuple("HTTP_" + f.upper().replace("-", "_") for f in propagate.get_global_textmap().fields)
         empty = Context()
+        server = SpanKind.SERVER
+        error = Status(StatusCode.ERROR)
 
         def handle(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             path = environ.get("PATH_INFO", "")
@@ -78,9 +94,11 @@ class Tracing:
                 parent = propagate.extract(environ, getter=_getter)
             else:
                 parent = empty
-            span = spans.start(
+            # Attributes go in at the start, so the sampler sees them and span limits apply.
+            span = start_span(
                 method,
                 parent,
+                server,
                 {
                     "http.request.method": method,
                     "url.path": path,
@@ -91,15 +109,21 @@ class Tracing:
             captured = Captured(start_response)
             try:
                 return wsgi_app(environ, captured)
+            except Exception as exc:  # Flask answers what a view raises; this is what escaped it
+                span.record_exception(exc, escaped=True)
+                raise
             finally:
-                route = environ.get(ROUTE_KEY)
-                if route:
-                    span.update_name(f"{method} {route}")
-                    span.set_attribute("http.route", route)
-                span.set_attribute("http.response.status_code", captured.status)
-                if captured.status >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
-                span.end()
+                if span.is_recording():  # an unsampled request ends here: nothing to fill in
+                    status = captured.status
+                    route = environ.get(ROUTE_KEY)
+                    if route:
+                        span.update_name(f"{method} {route}")
+                        span.set_attributes({"http.route": route, "http.response.status_code": status})
+                    else:
+                        span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(error)
+                    span.end()
                 context.detach(token)
 
         return handle

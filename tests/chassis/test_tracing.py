@@ -73,6 +73,9 @@ def test_server_error_marks_span_and_logs_trace_id(
     assert answer.status_code == 500
     (span,) = [s for s in spans.get_finished_spans() if s.name == "GET /explode"]
     assert span.status.status_code.name == "ERROR"
+    (event,) = span.events  # errors.py records the crash on the (SDK) server span
+    assert event.name == "exception"
+    assert event.attributes["exception.type"] == "RuntimeError"
     (crash,) = logs.where(logger="flotilla.errors")
     assert crash["trace_id"] == TRACE_ID
     assert crash["request_id"] == answer.json["request_id"]
