@@ -19,13 +19,16 @@ import logging
 import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import jwt
 from jwt.algorithms import RSAAlgorithm
 
 from flotilla.clock import SYSTEM_CLOCK, Clock
+from flotilla.outage import Outage
+
+if TYPE_CHECKING:  # httpx is imported when a JWKS cache is made: verifying alone doesn't need it
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,8 @@ class JwksCache:
     """The signing keys published at ``url``, fetched lazily, kept for ``ttl_seconds``.
 
     Thread-safe. A failed fetch keeps the keys already known: a JWKS outage only hurts tokens
-    signed with a key we have never seen.
+    signed with a key we have never seen. Fetches, failed or not, are spaced ``min_refresh_seconds``
+    apart (``force`` aside) by an :class:`~flotilla.outage.Outage`, which also logs an outage once.
     """
 
     def __init__(
@@ -71,14 +75,27 @@ class JwksCache:
     ) -> None:
         self.url = url
         self.ttl_seconds = ttl_seconds
-        self.min_refresh_seconds = min_refresh_seconds
         self._clock = clock
+        import httpx
+
         self._http = httpx.Client(timeout=timeout_seconds, transport=transport, trust_env=False)
+        self._fetch_errors: tuple[type[Exception], ...] = (httpx.HTTPError, ValueError)
         self._lock = threading.Lock()
         self._keys: dict[str, Any] = {}
         self._fetched_at: float | None = None  # last successful fetch
-        self._tried_at: float | None = None  # last attempt, successful or not
+        self._outage = Outage(
+            f"JWKS {url}",
+            "refusing tokens signed with keys not fetched yet",
+            retry_seconds=min_refresh_seconds,
+            clock=clock,
+            logger=log,
+        )
         self.fetches = 0
+
+    @property
+    def min_refresh_seconds(self) -> float:
+        """The shortest time between two fetches (``force`` aside)."""
+        return self._outage.retry_seconds
 
     def key(self, kid: str) -> Any:
         """The public key for ``kid``, refetching the set once if it is unknown or stale."""
@@ -97,20 +114,21 @@ class JwksCache:
         """Fetch the key set unless one was tried within ``min_refresh_seconds`` (``force`` skips
         that wait). True when a fetch succeeded now."""
         with self._lock:
-            now = self._clock.monotonic()
-            if not force and self._tried_at is not None and now - self._tried_at < self.min_refresh_seconds:
+            if not force and not self._outage.worth_trying():
                 return False
-            self._tried_at = now
+            now = self._clock.monotonic()
             self.fetches += 1
             try:
                 response = self._http.get(self.url, headers={"Accept": "application/json"})
                 response.raise_for_status()
                 keys = _parse_jwks(response.json())
-            except (httpx.HTTPError, ValueError) as err:
-                log.warning("JWKS fetch from %s failed: %s", self.url, err)
+            except self._fetch_errors as err:
+                self._outage.failed(err)
                 return False
             self._keys = keys
             self._fetched_at = now
+            self._outage.succeeded()
+            self._outage.hold()
             return True
 
     def check(self) -> None:

@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from flotilla.clock import SYSTEM_CLOCK, Clock
 from flotilla.discovery.base import DiscoveryError, NoHealthyInstances
+from flotilla.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,13 @@ API_ERRORS = (BotoCoreError, ClientError)
 
 @dataclass
 class _Entry:
+    """One name's last answer: fresh until ``refresh_at``; after that refreshed when ``outage``
+    (kept across refreshes, dropped with the entry) says the API is worth asking again."""
+
     urls: tuple[str, ...]
     refresh_at: float
+    outage: Outage
     refreshing: bool = False
-    failing: bool = False
     turn: Iterator[int] = field(default_factory=itertools.count)
 
 
@@ -40,8 +44,9 @@ class CloudMapResolver:
 
     Instances need ``AWS_INSTANCE_IPV4`` (or ``AWS_INSTANCE_IPV6``/``AWS_INSTANCE_CNAME``) and
     optionally ``AWS_INSTANCE_PORT`` attributes, which is what RegisterInstance and the EKS/ECS
-    integrations write. After a failed refresh the resolver waits ``retry_seconds`` before asking
-    again, so a control-plane outage is not met with a request per call.
+    integrations write. After a failed refresh the resolver waits ``retry_seconds`` (at most the
+    TTL) before asking again, so a control-plane outage is not met with a request per call; each
+    name's outage is tracked (and logged once) by a :class:`~flotilla.outage.Outage`.
     """
 
     def __init__(
@@ -92,9 +97,12 @@ class CloudMapResolver:
     def _entry(self, name: str) -> _Entry:
         with self._lock:
             entry = self._entries.get(name)
-            now = self._clock.monotonic()
-            if entry is not None and (now < entry.refresh_at or entry.refreshing):
-                return entry  # fresh, or another thread is refreshing: use what we have
+            if entry is not None and (
+                entry.refreshing
+                or self._clock.monotonic() < entry.refresh_at
+                or not entry.outage.worth_trying()
+            ):
+                return entry  # fresh, another thread is refreshing, or the API failed just now
             if entry is not None:
                 entry.refreshing = True
         try:
@@ -106,31 +114,32 @@ class CloudMapResolver:
                 with self._lock:
                     entry.refreshing = False
             raise
+        outage = entry.outage if entry is not None else self._outage(name)
+        fresh = _Entry(urls, self._clock.monotonic() + self.ttl, outage)
+        if entry is not None:
+            fresh.turn = entry.turn
         with self._lock:
-            if entry is not None and entry.failing:
-                log.info("Cloud Map answers again for %s", name, extra={"upstream": name})
-            fresh = _Entry(urls, self._clock.monotonic() + self.ttl)
-            if entry is not None:
-                fresh.turn = entry.turn
             self._entries[name] = fresh
-            return fresh
+        outage.succeeded()
+        return fresh
 
     def _refresh_failed(self, name: str, entry: _Entry | None, err: Exception) -> _Entry:
         if entry is None:
             raise DiscoveryError(f"Cloud Map lookup of {name!r} in {self.namespace!r} failed: {err}") from err
+        entry.outage.failed(err)  # before ``refreshing`` clears, so no other thread asks meanwhile
         with self._lock:
-            if not entry.failing:
-                log.warning(
-                    "Cloud Map lookup of %s failed, using the %d instance(s) last seen: %s",
-                    name,
-                    len(entry.urls),
-                    err,
-                    extra={"upstream": name},
-                )
-            entry.failing = True
             entry.refreshing = False
-            entry.refresh_at = self._clock.monotonic() + self.retry_seconds
-            return entry
+        return entry
+
+    def _outage(self, name: str) -> Outage:
+        return Outage(
+            f"Cloud Map lookup of {name} in {self.namespace}",
+            "using the instances last seen",
+            retry_seconds=self.retry_seconds,
+            clock=self._clock,
+            logger=log,
+            log_extra={"upstream": name},
+        )
 
     def _discover(self, name: str) -> tuple[str, ...]:
         answer = self._client.discover_instances(

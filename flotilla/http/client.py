@@ -34,7 +34,7 @@ from flotilla.http.errors import (
 )
 from flotilla.http.metrics import ClientMetrics, client_metrics
 from flotilla.http.policy import ClientSettings, UpstreamPolicy, load_client_settings
-from flotilla.http.retry import Backoff, RetryBudget, may_retry, parse_retry_after, retry_condition
+from flotilla.http.retry import RetryBudget, backoff_for, may_retry, parse_retry_after, retry_condition
 
 
 class _Upstream:
@@ -58,7 +58,7 @@ class _Upstream:
         metrics.state_changed(name, State.CLOSED, State.CLOSED)
         self.bulkhead = Bulkhead(name, policy.bulkhead.max_concurrent)
         self.budget = RetryBudget(policy.retries.budget, clock)
-        self.backoff = Backoff.from_policy(policy.retries, rng)
+        self.backoff = backoff_for(policy.retries, rng)
         size = policy.circuit_breaker.max_connections
         self.http = httpx.Client(
             limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),

@@ -1,5 +1,8 @@
 """Retry rules: which calls may retry, how long to wait (full jitter, Retry-After) and the budget.
 
+The wait itself is ``flotilla.backoff.Backoff`` (re-exported here as ``Backoff``), built from the
+upstream's policy by :func:`backoff_for`.
+
 Kept apart from the client so each rule is a plain function or object, testable with a manual clock
 and a seeded random source. We do not use tenacity's loop: its stop, wait and retry hooks would each
 need our budget, deadline and Retry-After logic bent into side effects, and it reads its own clock.
@@ -12,6 +15,7 @@ import threading
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
+from flotilla.backoff import Backoff
 from flotilla.clock import SYSTEM_CLOCK, Clock
 from flotilla.http.policy import RetryBudgetPolicy, RetryPolicy
 from flotilla.http.window import SlidingCounts
@@ -58,30 +62,11 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-class Backoff:
-    """Exponential backoff with full jitter: wait uniformly in [0, min(max, base * 2**retry)].
-
-    Full jitter spreads the retries of many clients that failed at the same moment, so they don't
-    return in lockstep (see the AWS Architecture Blog, "Exponential Backoff and Jitter").
-    """
-
-    def __init__(self, base: float, maximum: float, rng: random.Random | None = None) -> None:
-        self.base = base
-        self.maximum = maximum
-        self._random = rng or random.Random()  # noqa: S311 - jitter, not security
-
-    @classmethod
-    def from_policy(cls, policy: RetryPolicy, rng: random.Random | None = None) -> Backoff:
-        return cls(policy.backoff_base_seconds, policy.backoff_max_seconds, rng)
-
-    def ceiling(self, retry: int) -> float:
-        """The largest wait before retry number ``retry`` (0 for the first retry)."""
-        return min(self.maximum, self.base * float(2 ** min(retry, 62)))
-
-    def delay(self, retry: int, retry_after: float | None = None) -> float:
-        """The wait before retry ``retry``; never shorter than what the server asked for."""
-        jittered = self._random.uniform(0.0, self.ceiling(retry))
-        return max(jittered, retry_after) if retry_after is not None else jittered
+def backoff_for(policy: RetryPolicy, rng: random.Random | None = None) -> Backoff:
+    """The upstream's backoff (``backoffBaseSeconds``, ``backoffMaxSeconds``), full jitter drawn from
+    ``rng``; the client adds the server's ``Retry-After`` as a floor (``Backoff.delay``)."""
+    source = rng or random.Random()  # noqa: S311 - jitter, not security
+    return Backoff(policy.backoff_base_seconds, policy.backoff_max_seconds, rng=source.random)
 
 
 class RetryBudget:
@@ -109,3 +94,16 @@ class RetryBudget:
                 return False
             self._counts.add(second=1)
             return True
+
+
+__all__ = [
+    "CONNECT_FAILURE",
+    "IDEMPOTENCY_KEY_HEADER",
+    "IDEMPOTENT_METHODS",
+    "Backoff",
+    "RetryBudget",
+    "backoff_for",
+    "may_retry",
+    "parse_retry_after",
+    "retry_condition",
+]

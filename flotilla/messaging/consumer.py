@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import propagate, trace
@@ -36,15 +36,20 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from flotilla.backoff import MAX_VISIBILITY_SECONDS, Backoff
 from flotilla.messaging.envelope import CloudEvent, InvalidEnvelope, extract_context, parse_body
 from flotilla.messaging.idempotency import ClaimState, IdempotencyStore, event_key
-from flotilla.messaging.retry import MAX_VISIBILITY_SECONDS, Backoff
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[CloudEvent], object]
 
 HANDLER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+# Redelivery after a failure: 2, 4, 8 ... 900 s by receive count. No jitter: the spread comes from the
+# messages themselves (each fails at its own time), and a fixed schedule makes the time to the
+# dead-letter queue predictable.
+REDELIVERY_BACKOFF = Backoff(base_seconds=2.0, max_seconds=900.0, full_jitter=False)
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ class Consumer:
     batch_size: int = 10
     wait_seconds: int = 20
     visibility_timeout: int | None = None
-    backoff: Backoff = field(default_factory=Backoff)
+    backoff: Backoff = REDELIVERY_BACKOFF
     idempotency: IdempotencyStore | None = None
 
     def __post_init__(self) -> None:
@@ -371,7 +376,8 @@ class _QueueLoop:
         return propagate.extract(carrier)
 
     def _retry_later(self, message: dict[str, Any], receive_count: int) -> None:
-        self._change_visibility(message, self.consumer.backoff.delay(receive_count))
+        # The first receive failed: that's retry 0, so the delay starts at the backoff's base.
+        self._change_visibility(message, self.consumer.backoff.whole_seconds(receive_count - 1))
 
     def _change_visibility(self, message: dict[str, Any], seconds: int) -> None:
         try:
@@ -601,4 +607,12 @@ class ConsumerRunner:
                 log.warning("idempotency cleanup failed: %s", err)
 
 
-__all__ = ["Backoff", "Consumer", "ConsumerMetrics", "ConsumerRunner", "Handler"]
+__all__ = [
+    "MAX_VISIBILITY_SECONDS",
+    "REDELIVERY_BACKOFF",
+    "Backoff",
+    "Consumer",
+    "ConsumerMetrics",
+    "ConsumerRunner",
+    "Handler",
+]

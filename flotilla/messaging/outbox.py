@@ -32,10 +32,13 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.dialects.postgresql import JSONB
 
+from flotilla.backoff import Backoff
 from flotilla.messaging.envelope import CloudEvent, from_dict, to_dict
-from flotilla.messaging.retry import Backoff
 
 log = logging.getLogger(__name__)
+
+# A failed row is due again after 1, 2, 4 ... 300 s by its attempt count (whole seconds, no jitter).
+RELAY_BACKOFF = Backoff(base_seconds=1.0, max_seconds=300.0, full_jitter=False)
 
 
 class EventPublisher(Protocol):
@@ -125,7 +128,7 @@ class OutboxRelay:
         self.publishers = dict(publishers)
         self.table = table
         self.batch_size = batch_size
-        self.backoff = backoff or Backoff(base_seconds=1.0, max_seconds=300.0)
+        self.backoff = backoff or RELAY_BACKOFF
         self.poll_interval = poll_interval
         self.retain_sent = retain_sent
         self.purge_interval = purge_interval
@@ -160,7 +163,7 @@ class OutboxRelay:
                 raise LookupError(f"no publisher for outbox destination {destination!r}")
             publisher.publish(from_dict(doc))
         except Exception as err:
-            delay = self.backoff.delay(attempts + 1)
+            delay = self.backoff.whole_seconds(attempts)  # the first failure (attempts=0) is retry 0
             self.metrics.failed.labels(*labels).inc()
             log.warning(
                 "outbox row %d to %s failed (attempt %d, next in %ds): %s",
@@ -221,4 +224,12 @@ class OutboxRelay:
             conn.execute(sa.text("SELECT 1"))
 
 
-__all__ = ["EventPublisher", "OutboxMetrics", "OutboxRelay", "add_event", "default_table", "outbox_table"]
+__all__ = [
+    "RELAY_BACKOFF",
+    "EventPublisher",
+    "OutboxMetrics",
+    "OutboxRelay",
+    "add_event",
+    "default_table",
+    "outbox_table",
+]

@@ -7,7 +7,7 @@ and send the envelope from ``flotilla.messaging.envelope`` as the message body (
 Whole-call failures (throttling, 5xx, connection errors) are retried by botocore's ``standard``
 retry mode. EventBridge adds a failure mode botocore cannot see: ``PutEvents`` answers 200 with some
 entries failed. ``EventBridgePublisher`` retries just those entries with exponential backoff and
-full jitter, then raises ``PublishError`` naming what never got through.
+full jitter (``flotilla.backoff``), then raises ``PublishError`` naming what never got through.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, TracerProvider
 
+from flotilla.backoff import Backoff
 from flotilla.messaging.envelope import CloudEvent, extract_context, to_json, with_trace
 
 _INSTRUMENTATION = "flotilla.messaging"
@@ -126,7 +127,9 @@ class EventBridgePublisher:
     """Puts events on one EventBridge bus (``source``, ``type`` and the envelope as ``Detail``).
 
     Rules then match on ``source`` / ``detail-type`` as usual, and the target queue receives the
-    EventBridge event with the full CloudEvent in ``detail``.
+    EventBridge event with the full CloudEvent in ``detail``. Failed entries are sent again, up to
+    ``max_attempts`` requests in all; resend ``n`` (from 1) waits ``jitter()`` (a float in [0, 1))
+    times ``min(max_delay, base_delay * 2**n)``.
     """
 
     def __init__(
@@ -147,10 +150,8 @@ class EventBridgePublisher:
         self.bus = bus
         self.bus_name = bus.rsplit("/", 1)[-1]
         self._max_attempts = max_attempts
-        self._base_delay = base_delay
-        self._max_delay = max_delay
+        self._backoff = Backoff(base_delay, max_delay, rng=jitter)
         self._sleep = sleep
-        self._jitter = jitter
         self._tracer = _tracer(tracer_provider)
 
     def publish(self, event: CloudEvent) -> None:
@@ -221,7 +222,7 @@ class EventBridgePublisher:
             last_error: dict[str, str] = {}
             for attempt in range(self._max_attempts):
                 if attempt:
-                    self._sleep(self._jitter() * min(self._max_delay, self._base_delay * 2**attempt))
+                    self._sleep(self._backoff.delay(attempt))
                 answer = self._client.put_events(Entries=[entry for _, entry in pending])
                 retry: list[tuple[CloudEvent, dict[str, Any]]] = []
                 for (event, entry), result in zip(pending, answer.get("Entries", []), strict=True):

@@ -8,6 +8,7 @@ import uuid
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import EndpointConnectionError
 from moto.server import ThreadedMotoServer
 
 from flotilla.aws import client as aws_client
@@ -132,3 +133,59 @@ def test_last_known_good_is_kept_when_the_api_fails(caplog):
     assert len([r for r in caplog.records if "last seen" in r.getMessage()]) == 1
     with pytest.raises(DiscoveryError, match="failed"):
         CloudMapResolver(client, "lkg.local").resolve("orders")
+
+
+class ScriptedCloudMap:
+    """A DiscoverInstances stand-in: answers with ``ports`` or, while ``down``, raises a botocore error."""
+
+    def __init__(self, *ports: int) -> None:
+        self.ports = list(ports)
+        self.down = False
+        self.calls = 0
+
+    def discover_instances(self, **_: object) -> dict:
+        self.calls += 1
+        if self.down:
+            raise EndpointConnectionError(endpoint_url="http://cloudmap.invalid")
+        return {
+            "Instances": [
+                {"Attributes": {"AWS_INSTANCE_IPV4": "127.0.0.1", "AWS_INSTANCE_PORT": str(port)}}
+                for port in self.ports
+            ]
+        }
+
+
+def test_after_a_failed_refresh_the_api_is_asked_again_only_after_retry_seconds(caplog):
+    api = ScriptedCloudMap(8001)
+    clock = ManualClock()
+    resolver = CloudMapResolver(api, "ns.local", ttl_seconds=10, retry_seconds=3, clock=clock)
+    assert resolver.resolve("orders") == "http://127.0.0.1:8001"
+    api.down = True
+    clock.advance(10)
+    with caplog.at_level(logging.INFO, logger="flotilla.discovery.cloudmap"):
+        assert resolver.resolve("orders") == "http://127.0.0.1:8001"  # last known good
+        assert api.calls == 2
+        clock.advance(2.9)
+        for _ in range(5):
+            resolver.resolve("orders")
+        assert api.calls == 2, "no call while the retry wait runs"
+        clock.advance(0.1)
+        resolver.resolve("orders")
+        assert api.calls == 3, "asked again once the wait is over"
+        api.down, api.ports = False, [8001, 8002]
+        clock.advance(3)
+        assert resolver.instances("orders") == ("http://127.0.0.1:8001", "http://127.0.0.1:8002")
+        assert api.calls == 4
+        clock.advance(9)
+        resolver.resolve("orders")
+        assert api.calls == 4, "a fresh answer is kept for the TTL again"
+    messages = [(r.levelname, r.getMessage(), getattr(r, "upstream", None)) for r in caplog.records]
+    assert [(level, upstream) for level, _, upstream in messages] == [
+        ("WARNING", "orders"),
+        ("INFO", "orders"),
+    ]
+    assert "last seen" in messages[0][1] and "available again" in messages[1][1]
+
+
+def test_retry_seconds_is_at_most_the_ttl():
+    assert CloudMapResolver(ScriptedCloudMap(), "ns.local", ttl_seconds=2, retry_seconds=5).retry_seconds == 2

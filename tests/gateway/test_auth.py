@@ -4,8 +4,10 @@ and the upstream sees only the identity the gateway signed."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 
+import httpx
 import pytest
 import requests
 
@@ -141,6 +143,48 @@ def test_unknown_kids_refetch_the_jwks_at_most_once_per_interval(issuer):
     with pytest.raises(InvalidToken, match="unknown signing key"):
         cache.key("made-up-again")
     assert cache.fetches == 3
+    cache.close()
+
+
+def test_a_failed_jwks_fetch_waits_the_interval_keeps_the_keys_and_logs_the_outage_once(caplog):
+    from flotilla_dev.issuer import public_jwk
+
+    jwk = public_jwk(other_key().public_key())
+    down = False
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503) if down else httpx.Response(200, json={"keys": [jwk]})
+
+    clock = ManualClock()
+    cache = JwksCache(
+        "http://jwks.test/.well-known/jwks.json",
+        ttl_seconds=60,
+        min_refresh_seconds=30,
+        clock=clock,
+        transport=httpx.MockTransport(answer),
+    )
+    with caplog.at_level(logging.INFO, logger="flotilla.auth.jwt"):
+        assert cache.key(jwk["kid"]) is not None
+        down = True
+        clock.advance(61)  # the keys are stale: the next lookup refetches, and that fails
+        assert cache.key(jwk["kid"]) is not None, "a failed fetch keeps the keys already known"
+        assert cache.fetches == 2
+        clock.advance(29)
+        for n in range(20):
+            with pytest.raises(InvalidToken, match="unknown signing key"):
+                cache.key(f"made-up-{n}")
+        assert cache.fetches == 2, "no refetch while the interval after the failure runs"
+        clock.advance(1)
+        with pytest.raises(InvalidToken):
+            cache.key("made-up-again")
+        assert cache.fetches == 3
+        down = False
+        assert cache.refresh(force=True), "force skips the wait"
+        assert cache.fetches == 4
+        assert not cache.refresh(force=False), "and a success spaces the next fetch too"
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in messages] == ["WARNING", "INFO"], messages
+    assert "unavailable" in messages[0][1] and "available again" in messages[1][1]
     cache.close()
 
 

@@ -73,10 +73,11 @@ class Upstream:
 
 
 class Highest(random.Random):
-    """Jitter always at its ceiling, so a backoff schedule is exact."""
+    """Jitter always at its ceiling, so a backoff schedule is exact (the backoff draws ``random()``
+    as the fraction of its ceiling to wait)."""
 
-    def uniform(self, a: float, b: float) -> float:
-        return b
+    def random(self) -> float:
+        return 1.0
 
 
 @pytest.fixture(scope="module")

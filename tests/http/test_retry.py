@@ -6,34 +6,49 @@ import random
 
 import pytest
 
+import flotilla.backoff
 from flotilla.clock import ManualClock
-from flotilla.http.policy import RetryBudgetPolicy
-from flotilla.http.retry import Backoff, RetryBudget, may_retry, parse_retry_after, retry_condition
+from flotilla.http.policy import RetryBudgetPolicy, RetryPolicy
+from flotilla.http.retry import (
+    Backoff,
+    RetryBudget,
+    backoff_for,
+    may_retry,
+    parse_retry_after,
+    retry_condition,
+)
 
 
-class Highest(random.Random):
-    """Always draws the top of the range: the jitter's ceiling becomes the delay."""
-
-    def uniform(self, a: float, b: float) -> float:
-        return b
+def highest() -> float:
+    """Jitter always at its ceiling: the ceiling becomes the delay."""
+    return 1.0
 
 
 def test_backoff_ceiling_doubles_per_retry_up_to_the_maximum():
-    backoff = Backoff(base=0.1, maximum=1.0, rng=Highest())
+    backoff = Backoff(base_seconds=0.1, max_seconds=1.0, rng=highest)
     assert [backoff.delay(n) for n in range(6)] == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
 
 
 def test_full_jitter_stays_between_zero_and_the_ceiling_and_spreads():
-    backoff = Backoff(base=0.1, maximum=1.0, rng=random.Random(7))
+    backoff = Backoff(base_seconds=0.1, max_seconds=1.0, rng=random.Random(7).random)
     delays = [backoff.delay(3) for _ in range(200)]
     assert all(0.0 <= d <= 0.8 for d in delays)
     assert min(delays) < 0.2 and max(delays) > 0.6  # spread over the range, not clustered
 
 
 def test_retry_after_is_a_floor_on_the_delay():
-    backoff = Backoff(base=0.1, maximum=1.0, rng=Highest())
+    backoff = Backoff(base_seconds=0.1, max_seconds=1.0, rng=highest)
     assert backoff.delay(0, retry_after=3.0) == 3.0
     assert backoff.delay(4, retry_after=0.5) == 1.0
+
+
+def test_the_policy_backoff_is_the_shared_one_drawing_from_the_given_random():
+    policy = RetryPolicy(backoff_base_seconds=0.1, backoff_max_seconds=1.0)
+    backoff = backoff_for(policy, random.Random(7))
+    assert isinstance(backoff, flotilla.backoff.Backoff)
+    assert Backoff is flotilla.backoff.Backoff  # flotilla.http.retry.Backoff is a re-export
+    seeded = random.Random(7)
+    assert [backoff.delay(n) for n in range(4)] == [seeded.random() * c for c in (0.1, 0.2, 0.4, 0.8)]
 
 
 def test_retry_after_reads_seconds_and_http_dates():

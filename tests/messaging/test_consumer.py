@@ -17,13 +17,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
 
-from flotilla.messaging.consumer import Consumer, ConsumerMetrics, ConsumerRunner
+from flotilla.backoff import Backoff
+from flotilla.messaging.consumer import REDELIVERY_BACKOFF, Consumer, ConsumerMetrics, ConsumerRunner
 from flotilla.messaging.envelope import CloudEvent, new_event, to_json
 from flotilla.messaging.idempotency import DynamoDBIdempotencyStore, IdempotencyStore
-from flotilla.messaging.retry import Backoff
 from tests.messaging.conftest import Queue, dynamodb_table, eventually, postgres_store, queue_depth
 
-FAST_RETRY = Backoff(base_seconds=1, max_seconds=1)
+FAST_RETRY = Backoff(base_seconds=1, max_seconds=1, full_jitter=False)
 
 
 class Harness:
@@ -258,10 +258,43 @@ def test_failed_handler_releases_its_claim_for_the_retry(
 
 
 def test_backoff_doubles_with_the_receive_count_up_to_its_cap() -> None:
-    backoff = Backoff(base_seconds=2, max_seconds=30)
-    assert [backoff.delay(n) for n in range(1, 7)] == [2, 4, 8, 16, 30, 30]
-    assert Backoff(base_seconds=0.3).delay(1) == 1, "SQS takes whole seconds: round up, never to zero"
-    assert Backoff(base_seconds=3600, max_seconds=10**9).delay(20) == 12 * 3600, "SQS's 12 h ceiling"
+    backoff = Backoff(base_seconds=2, max_seconds=30, full_jitter=False)
+    assert [backoff.whole_seconds(count - 1) for count in range(1, 7)] == [2, 4, 8, 16, 30, 30]
+    slow = Backoff(base_seconds=0.3, max_seconds=900, full_jitter=False)
+    assert slow.whole_seconds(0) == 1, "SQS takes whole seconds: round up, never to zero"
+    huge = Backoff(base_seconds=3600, max_seconds=10**9, full_jitter=False)
+    assert huge.whole_seconds(19) == 12 * 3600, "SQS's 12 h ceiling"
+
+
+def test_default_redelivery_schedule_is_unchanged_and_not_jittered() -> None:
+    assert Consumer(queue="q", handler=print).backoff is REDELIVERY_BACKOFF
+    schedule = [REDELIVERY_BACKOFF.whole_seconds(count - 1) for count in range(1, 12)]
+    assert schedule == [2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]
+    assert REDELIVERY_BACKOFF.whole_seconds(5000) == 900, "a message retried for days must not overflow"
+
+
+def test_a_failed_message_is_delayed_by_the_backoff_of_its_receive_count() -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.delays: list[int] = []
+
+        def change_message_visibility(
+            self, QueueUrl: str, ReceiptHandle: str, VisibilityTimeout: int
+        ) -> None:
+            self.delays.append(VisibilityTimeout)
+
+    def fail(_: CloudEvent) -> None:
+        raise RuntimeError("boom")
+
+    sqs = Recorder()
+    runner = ConsumerRunner([Consumer(queue="https://sqs.local/q", handler=fail)], sqs)
+    loop = runner._loops[0]
+    body = to_json(event())
+    for count in (1, 2, 5):
+        message = {"MessageId": "m", "ReceiptHandle": f"r{count}", "Body": body}
+        message["Attributes"] = {"ApproximateReceiveCount": str(count)}
+        assert loop._handle(message) == "failed"
+    assert sqs.delays == [2, 4, 32]
 
 
 def test_consumer_settings_outside_what_sqs_accepts_fail_at_declaration() -> None:

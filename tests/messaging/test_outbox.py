@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from flotilla.backoff import Backoff
 from flotilla.messaging.envelope import CloudEvent, new_event
-from flotilla.messaging.outbox import OutboxRelay, add_event, outbox_table
-from flotilla.messaging.retry import Backoff
+from flotilla.messaging.outbox import RELAY_BACKOFF, OutboxRelay, add_event, outbox_table
 from tests.messaging.conftest import unique
 
 
@@ -79,7 +79,9 @@ def test_event_commits_and_rolls_back_with_the_callers_transaction(
 def test_failed_publish_is_retried_after_backoff(engine: sa.Engine, table: sa.Table) -> None:
     events = queue_events(engine, table, 3)
     publisher = Recording(fail_first={events[1].id})
-    relay = OutboxRelay(engine, {"events": publisher}, table=table, backoff=Backoff(base_seconds=3600))
+    relay = OutboxRelay(
+        engine, {"events": publisher}, table=table, backoff=Backoff(3600, 3600, full_jitter=False)
+    )
     relay.relay_once()
     assert publisher.sent == [events[0].id, events[2].id]
     failed = rows(engine, table)[1]
@@ -92,6 +94,33 @@ def test_failed_publish_is_retried_after_backoff(engine: sa.Engine, table: sa.Ta
     assert relay.relay_once() == 1
     assert publisher.sent[-1] == events[1].id
     assert rows(engine, table)[1].attempts == 2
+
+
+def test_the_default_retry_schedule_is_1_2_4_up_to_300_seconds() -> None:
+    assert [RELAY_BACKOFF.whole_seconds(attempts) for attempts in range(11)] == [
+        1,
+        2,
+        4,
+        8,
+        16,
+        32,
+        64,
+        128,
+        256,
+        300,
+        300,
+    ]
+
+
+def test_a_failed_row_is_due_again_after_the_default_backoff(engine: sa.Engine, table: sa.Table) -> None:
+    events = queue_events(engine, table, 1)
+    relay = OutboxRelay(engine, {"events": Recording(fail_first={events[0].id})}, table=table)
+    assert relay.backoff is RELAY_BACKOFF
+    relay.relay_once()
+    [row] = rows(engine, table)
+    assert row.attempts == 1
+    # available_at is the relay's now() + the delay; created_at the insert's now(), a moment before
+    assert 1.0 <= (row.available_at - row.created_at).total_seconds() < 2.0, "retried after 1 s"
 
 
 def test_unknown_destination_is_an_error_on_the_row_not_a_crash(engine: sa.Engine, table: sa.Table) -> None:

@@ -17,12 +17,12 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from flotilla import Service, aws
+from flotilla.backoff import Backoff
 from flotilla.config import ServiceSettings, load_platform
 from flotilla.messaging.consumer import Consumer
 from flotilla.messaging.envelope import CloudEvent
 from flotilla.messaging.outbox import OutboxRelay, outbox_table
 from flotilla.messaging.publishers import SnsPublisher
-from flotilla.messaging.retry import Backoff
 
 
 class Settings(ServiceSettings, env_prefix="WORKERTEST_"):
@@ -66,7 +66,7 @@ def consumers(settings: Settings) -> Iterable[Consumer]:
             handler=handle,
             concurrency=settings.concurrency,
             wait_seconds=1,
-            backoff=Backoff(base_seconds=1, max_seconds=1),
+            backoff=Backoff(base_seconds=1, max_seconds=1, full_jitter=False),
         )
     ]
 
