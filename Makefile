@@ -31,14 +31,15 @@ run: $(STAMP) ## start the whole store on this machine (Ctrl-C stops it)
 test: $(STAMP) tools ## run the whole test suite
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
-lint: $(STAMP) ## ruff, and mypy on the chassis
-	$(BIN)/ruff check flotilla services tests bench
-	$(BIN)/ruff format --check flotilla services tests bench
+lint: $(STAMP) ## ruff, mypy strict on the chassis, the services and the dev tools, the import layers
+	$(BIN)/ruff check flotilla services devtools tests bench
+	$(BIN)/ruff format --check flotilla services devtools tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 fmt: $(STAMP) ## format and fix what ruff can
-	$(BIN)/ruff format flotilla services tests bench
-	$(BIN)/ruff check --fix flotilla services tests bench
+	$(BIN)/ruff format flotilla services devtools tests bench
+	$(BIN)/ruff check --fix flotilla services devtools tests bench
 
 bench: $(STAMP) ## run the benchmarks, write docs/benchmarks.md
 	$(BIN)/python -m bench

@@ -39,7 +39,7 @@ class _WorkerProcess:
     def __init__(self, service_name: str, bind: str | None) -> None:
         self.svc, self.platform, self.settings = load_service_config(service_name)
         self.bind = bind or os.environ.get("FLOTILLA_BIND", DEFAULT_BIND)
-        from flotilla import create_app
+        from flotilla.app import create_app
         from flotilla.health import Health
 
         self.app = create_app(

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from flotilla.clock import SYSTEM_CLOCK, Clock
-from flotilla.ratelimit.redis_store import REDIS_ERRORS, RedisState
+from flotilla.ratelimit.redis_store import RedisState, redis_errors
 
 DAY = 86_400
 
@@ -62,7 +62,7 @@ class DailyQuota:
         name = f"{self.prefix}{key}:{time.strftime('%Y%m%d', time.gmtime(day * DAY))}"
         try:
             used = int(self._script(keys=[name], args=[2 * DAY]))
-        except REDIS_ERRORS as err:
+        except redis_errors() as err:
             self.state.failed(err)
             return None
         self.state.succeeded()

@@ -7,13 +7,14 @@ never disagree about a bucket. Tests pass a ``ManualClock`` so refill does not b
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-import redis
+from typing import TYPE_CHECKING, Any
 
 from flotilla.clock import SYSTEM_CLOCK, Clock
 from flotilla.outage import Outage
 from flotilla.ratelimit.bucket import Decision, MemoryLimiter, Rate
+
+if TYPE_CHECKING:  # redis-py imports its OpenTelemetry support: only a process that talks to Redis pays
+    import redis
 
 # KEYS[1] bucket; ARGV: burst, per_second, now ('' = use Redis TIME). Returns {allowed, tokens}.
 BUCKET_SCRIPT = """
@@ -72,6 +73,8 @@ class RedisState:
 
     @classmethod
     def from_url(cls, url: str, *, timeout_seconds: float = 0.25, **kwargs: Any) -> RedisState:
+        import redis
+
         client = redis.Redis.from_url(
             url,
             socket_timeout=timeout_seconds,
@@ -95,7 +98,11 @@ class RedisState:
         self.client.ping()
 
 
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError)
+def redis_errors() -> tuple[type[Exception], ...]:
+    """What a Redis call raises when Redis is down or refuses the call (redis imported on first use)."""
+    import redis
+
+    return (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError)
 
 
 class RedisLimiter:
@@ -114,6 +121,7 @@ class RedisLimiter:
         self._clock = clock
         self.fallback = fallback or MemoryLimiter(clock=clock or SYSTEM_CLOCK)
         self._script = state.client.register_script(BUCKET_SCRIPT)
+        self._errors = redis_errors()
 
     def acquire(self, key: str, rate: Rate) -> Decision:
         if not self.state.available:
@@ -121,7 +129,7 @@ class RedisLimiter:
         now = "" if self._clock is None else repr(self._clock.time())
         try:
             allowed, tokens = self._script(keys=[self.prefix + key], args=[rate.burst, rate.per_second, now])
-        except REDIS_ERRORS as err:
+        except self._errors as err:
             self.state.failed(err)
             return self.fallback.acquire(key, rate)
         self.state.succeeded()

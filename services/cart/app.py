@@ -12,10 +12,12 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import Response, g, jsonify, request
-from flask_openapi3 import OpenAPI, Tag
+from flask_openapi3.models.tag import Tag
+from flask_openapi3.openapi import OpenAPI
 
 from flotilla import aws
 from flotilla import create_app as create_chassis_app
+from flotilla.config import load_settings
 from flotilla.errors import ProblemError
 from flotilla.health import Health
 from flotilla.http import ServiceClient
@@ -33,7 +35,7 @@ _ANY = -1  # If-Match: *
 
 
 def create_app(settings: Settings | None = None) -> OpenAPI:
-    settings = settings or Settings()  # type: ignore[call-arg]
+    settings = settings or load_settings(Settings, service=SERVICE)
     app = create_chassis_app(SERVICE, settings, title="Cart service")
     platform = app.extensions["flotilla.platform"]
     catalog = ServiceClient(app)

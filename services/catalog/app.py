@@ -5,17 +5,17 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Response, jsonify
-from flask_openapi3 import OpenAPI, Tag
+from flask_openapi3.models.tag import Tag
+from flask_openapi3.openapi import OpenAPI
 
 from flotilla import create_app as create_chassis_app
 from flotilla.cache import Cache
+from flotilla.config import load_settings
 from flotilla.db import Database
 from flotilla.errors import ProblemError
 from flotilla.principal import require_principal
 from services.catalog import api, store
-from services.catalog.models import Category, Product
 from services.catalog.settings import Settings
 
 PRODUCTS = Tag(name="products")
@@ -32,7 +32,7 @@ def product_tag(sku: str) -> str:
 
 
 def create_app(settings: Settings | None = None) -> OpenAPI:
-    settings = settings or Settings()  # type: ignore[call-arg]
+    settings = settings or load_settings(Settings, service="catalog")
     app = create_chassis_app("catalog", settings, title="Catalog service")
     db = Database(settings, app)
     cache = Cache.from_settings(settings, prefix="catalog", app=app)
@@ -79,17 +79,9 @@ def _product_routes(app: OpenAPI, settings: Settings, db: Database, cache: Cache
     @require_principal(ADMIN)
     def create_product(body: api.ProductIn) -> tuple[Response, int, dict[str, str]]:
         """Add a product (admin). 409 when the SKU exists, 422 when the category does not."""
-        try:
-            with db.session() as session:
-                if session.scalar(sa.select(Product.id).where(Product.sku == body.sku)) is not None:
-                    raise ProblemError(409, "Conflict", f"product {body.sku} already exists")
-                fields = body.model_dump(exclude={"category"})
-                product = Product(**fields, category=store.get_category(session, body.category, status=422))
-                session.add(product)
-                session.flush()
-                result = store.product_json(product)
-        except sa.exc.IntegrityError:
-            raise ProblemError(409, "Conflict", f"product {body.sku} already exists") from None
+        with db.session() as session:
+            product = store.add_product(session, body.model_dump(exclude={"category"}), body.category)
+            result = store.product_json(product)
         cache.invalidate_tags(PRODUCTS_TAG, product_tag(body.sku))
         return _created(result, f"/products/{body.sku}")
 
@@ -98,15 +90,8 @@ def _product_routes(app: OpenAPI, settings: Settings, db: Database, cache: Cache
     def update_product(path: api.SkuPath, body: api.ProductPatch) -> dict[str, Any]:
         """Change some fields of a product (admin)."""
         with db.session() as session:
-            product = store.get_product(session, path.sku)
             changes = body.model_dump(exclude_unset=True, exclude={"category"})
-            for name, value in changes.items():
-                if value is None:
-                    raise ProblemError(422, "Invalid value", f"{name} cannot be null")
-                setattr(product, name, value)
-            if body.category is not None:
-                product.category = store.get_category(session, body.category, status=422)
-            session.flush()
+            product = store.update_product(session, path.sku, changes, body.category)
             result = store.product_json(product)
         cache.invalidate_tags(PRODUCTS_TAG, product_tag(path.sku))
         return result
@@ -116,7 +101,7 @@ def _product_routes(app: OpenAPI, settings: Settings, db: Database, cache: Cache
     def delete_product(path: api.SkuPath) -> tuple[str, int]:
         """Remove a product (admin)."""
         with db.session() as session:
-            session.delete(store.get_product(session, path.sku))
+            store.delete_product(session, path.sku)
         cache.invalidate_tags(PRODUCTS_TAG, product_tag(path.sku), CATEGORIES_TAG)
         return "", 204
 
@@ -140,16 +125,8 @@ def _category_routes(app: OpenAPI, db: Database, cache: Cache) -> None:
     @require_principal(ADMIN)
     def create_category(body: api.CategoryIn) -> tuple[Response, int, dict[str, str]]:
         """Add a category (admin); 409 when the slug exists."""
-        try:
-            with db.session() as session:
-                if session.scalar(sa.select(Category.id).where(Category.slug == body.slug)) is not None:
-                    raise ProblemError(409, "Conflict", f"category {body.slug!r} already exists")
-                category = Category(**body.model_dump())
-                session.add(category)
-                session.flush()
-                result = store.category_json(category, 0)
-        except sa.exc.IntegrityError:
-            raise ProblemError(409, "Conflict", f"category {body.slug!r} already exists") from None
+        with db.session() as session:
+            result = store.category_json(store.add_category(session, body.model_dump()), 0)
         cache.invalidate_tags(CATEGORIES_TAG)
         return _created(result, f"/categories/{body.slug}")
 
@@ -158,12 +135,7 @@ def _category_routes(app: OpenAPI, db: Database, cache: Cache) -> None:
     def update_category(path: api.SlugPath, body: api.CategoryPatch) -> dict[str, Any]:
         """Rename or re-describe a category (admin); the slug never changes."""
         with db.session() as session:
-            category = store.get_category(session, path.slug)
-            for name, value in body.model_dump(exclude_unset=True).items():
-                if value is None:
-                    raise ProblemError(422, "Invalid value", f"{name} cannot be null")
-                setattr(category, name, value)
-            session.flush()
+            category = store.update_category(session, path.slug, body.model_dump(exclude_unset=True))
             result = store.category_json(category, store.product_count(session, category))
         cache.invalidate_tags(CATEGORIES_TAG)
         return result
@@ -173,10 +145,6 @@ def _category_routes(app: OpenAPI, db: Database, cache: Cache) -> None:
     def delete_category(path: api.SlugPath) -> tuple[str, int]:
         """Remove an empty category (admin); 409 while it still holds products."""
         with db.session() as session:
-            category = store.get_category(session, path.slug)
-            count = store.product_count(session, category)
-            if count:
-                raise ProblemError(409, "Conflict", f"category {path.slug!r} still holds {count} products")
-            session.delete(category)
+            store.delete_category(session, path.slug)
         cache.invalidate_tags(CATEGORIES_TAG)
         return "", 204

@@ -119,3 +119,72 @@ def list_categories(session: Session) -> dict[str, Any]:
 
 def product_count(session: Session, category: Category) -> int:
     return int(session.scalar(sa.select(sa.func.count()).where(Product.category_id == category.id)) or 0)
+
+
+# --- writes: each raises the problem the API answers with (404, 409, 422); the caller's session commits ----
+
+
+def _set(target: Product | Category, changes: dict[str, Any]) -> None:
+    for name, value in changes.items():
+        if value is None:
+            raise ProblemError(422, "Invalid value", f"{name} cannot be null")
+        setattr(target, name, value)
+
+
+def _flush(session: Session, conflict: str) -> None:
+    """Send the writes now, so a unique key taken meanwhile (a concurrent create) is a 409, not a 500."""
+    try:
+        session.flush()
+    except sa.exc.IntegrityError:
+        raise ProblemError(409, "Conflict", conflict) from None
+
+
+def add_product(session: Session, fields: dict[str, Any], category_slug: str) -> Product:
+    sku = fields["sku"]
+    if session.scalar(sa.select(Product.id).where(Product.sku == sku)) is not None:
+        raise ProblemError(409, "Conflict", f"product {sku} already exists")
+    product = Product(**fields, category=get_category(session, category_slug, status=422))
+    session.add(product)
+    _flush(session, f"product {sku} already exists")
+    return product
+
+
+def update_product(
+    session: Session, sku: str, changes: dict[str, Any], category_slug: str | None = None
+) -> Product:
+    product = get_product(session, sku)
+    _set(product, changes)
+    if category_slug is not None:
+        product.category = get_category(session, category_slug, status=422)
+    _flush(session, f"product {sku} conflicts with another")
+    return product
+
+
+def delete_product(session: Session, sku: str) -> None:
+    session.delete(get_product(session, sku))
+
+
+def add_category(session: Session, fields: dict[str, Any]) -> Category:
+    slug = fields["slug"]
+    if session.scalar(sa.select(Category.id).where(Category.slug == slug)) is not None:
+        raise ProblemError(409, "Conflict", f"category {slug!r} already exists")
+    category = Category(**fields)
+    session.add(category)
+    _flush(session, f"category {slug!r} already exists")
+    return category
+
+
+def update_category(session: Session, slug: str, changes: dict[str, Any]) -> Category:
+    category = get_category(session, slug)
+    _set(category, changes)
+    _flush(session, f"category {slug!r} conflicts with another")
+    return category
+
+
+def delete_category(session: Session, slug: str) -> None:
+    """Remove an empty category; 409 while it still holds products."""
+    category = get_category(session, slug)
+    count = product_count(session, category)
+    if count:
+        raise ProblemError(409, "Conflict", f"category {slug!r} still holds {count} products")
+    session.delete(category)

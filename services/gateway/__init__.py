@@ -2,11 +2,12 @@
 authenticating the caller (JWT or API key), checking the route's scope and throttling per client."""
 
 from flotilla import Service
+from flotilla.config import PlatformSettings
 from flotilla.service import lazy
 from services.gateway.settings import Settings
 
 
-def _preflight(platform, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def _preflight(platform: PlatformSettings, settings: Settings) -> None:
     from services.gateway.app import principal_secret
 
     principal_secret(platform)

@@ -16,7 +16,7 @@ from flask import Response, g, jsonify, request
 from flotilla import create_app as create_chassis_app
 from flotilla.auth import JwksCache, TokenPolicy, TokenVerifier
 from flotilla.clock import SYSTEM_CLOCK, Clock
-from flotilla.config import ConfigError, PlatformSettings, load_platform
+from flotilla.config import ConfigError, PlatformSettings, load_platform, load_settings
 from flotilla.errors import ProblemError
 from flotilla.health import Health
 from flotilla.http import ServiceClient
@@ -80,7 +80,7 @@ def create_app(
 ) -> Any:
     """The gateway app. ``client`` and ``clock`` are for tests: a client pointed at test upstreams,
     a manual clock that freezes token buckets and key caches."""
-    settings = settings or Settings()
+    settings = settings or load_settings(Settings, service="gateway")
     platform = platform or load_platform()
     secret = principal_secret(platform)
     app = create_chassis_app("gateway", settings, platform=platform, title="Store API gateway")

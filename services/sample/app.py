@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 
-from flask_openapi3 import OpenAPI
+from flask_openapi3.openapi import OpenAPI
 from pydantic import Field
 
 from flotilla import create_app as create_chassis_app
 from flotilla.api import Model
+from flotilla.config import load_settings
 from flotilla.errors import ProblemError
 from services.sample.settings import Settings
 
@@ -39,7 +40,7 @@ class Echo(Model):
 
 
 def create_app(settings: Settings | None = None) -> OpenAPI:
-    settings = settings or Settings()
+    settings = settings or load_settings(Settings, service="sample")
     app = create_chassis_app("sample", settings, title="Sample service")
 
     @app.get("/hello/<name>", responses={200: Greeting})

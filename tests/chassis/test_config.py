@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 import subprocess
 
 import boto3
@@ -172,7 +171,10 @@ def test_unknown_service_is_one_line() -> None:
     )
     result = run_cli("config", "no.such.module:service")
     assert result.returncode == 2
-    assert result.stderr.strip() == "flotilla: no service named 'no.such.module:service' (no module no.such.module)"
+    assert (
+        result.stderr.strip()
+        == "flotilla: no service named 'no.such.module:service' (no module no.such.module)"
+    )
 
 
 def test_a_service_can_be_named_by_module_path() -> None:

@@ -198,7 +198,7 @@ def test_modules_in_the_sync_dir_shadow_the_installed_ones(image: str, service: 
         "import subprocess, sys\n"
         "print(subprocess.run([sys.executable, '-c', 'import flotilla, flotilla.synced_probe as p; "
         f"import services.{service}.synced_probe as q; from flotilla.service import load_service; "
-        f"print(flotilla.__file__, p.SYNCED, q.SYNCED, load_service(\"{service}\").name)'],"
+        f'print(flotilla.__file__, p.SYNCED, q.SYNCED, load_service("{service}").name)\'],'
         " capture_output=True, text=True, check=True).stdout)\n"
     )
     out = _python(image, code, tmpfs={sync_dir: "rw,nosuid,nodev,size=16m,uid=65532,gid=65532"})
@@ -230,3 +230,24 @@ def test_image_holds_its_own_service_and_no_dev_tools(image: str, service: str) 
     assert not dev_commands & set(facts["commands"]), facts["commands"]
     assert {"serve", "migrate", "config", "probe"} <= set(facts["commands"])
     assert ("api-key" in facts["commands"]) == (service == "gateway")
+
+
+def test_service_images_share_every_layer_but_their_own_service(service_images: dict[str, str]) -> None:
+    """The chassis layer is byte-identical in every image (a registry stores it once); only the layer
+    holding the image's one service differs."""
+    from tests.backends.engine import engine
+
+    found = engine()
+    assert found is not None
+    layers = {}
+    for service, wanted in service_images.items():
+        for candidate in (wanted, wanted.rsplit(":", 1)[0] + ":latest"):
+            if found.has_image(candidate):
+                layers[service] = found.client.images.get(candidate).attrs["RootFS"]["Layers"]
+                break
+    if len(layers) < 2:
+        pytest.skip("fewer than two service images built")
+    shared = {tuple(ls[:-2]) + tuple(ls[-1:]) for ls in layers.values()}
+    own = {ls[-2] for ls in layers.values()}
+    assert len(shared) == 1, "the base and chassis layers differ between service images"
+    assert len(own) == len(layers), "two services have the same service layer"
