@@ -78,7 +78,7 @@ class _Call:
     method: str
     path: str
     params: Mapping[str, Any] | None
-    headers: dict[str, str]
+    headers: dict[str, str | bytes]
     json: Any
     content: bytes | str | None
     deadline: Deadline
@@ -182,7 +182,7 @@ class ServiceClient:
         path: str,
         *,
         params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str | bytes] | None = None,
         json: Any = None,
         content: bytes | str | None = None,
         timeout: float | None = None,
@@ -324,7 +324,7 @@ class ServiceClient:
                     method,
                     url,
                     params=call.params,
-                    headers=send_headers,
+                    headers=_wire(send_headers),
                     json=call.json,
                     content=call.content,
                     timeout=try_timeout,
@@ -358,3 +358,12 @@ def _classify(upstream: str, err: httpx.TransportError) -> _Try:
     if isinstance(err, httpx.TimeoutException):
         return _Try(error=UpstreamTimeout(upstream, detail))
     return _Try(error=UpstreamProtocolError(upstream, detail))
+
+
+def _wire(headers: Mapping[str, str | bytes]) -> list[tuple[bytes, bytes]]:
+    """Headers as the bytes HTTP/1.1 sends: a caller's opaque bytes as they are (a gateway forwarding
+    non-ASCII values), text as latin-1, as the WSGI side decoded it."""
+    return [
+        (name.encode("latin-1"), value if isinstance(value, bytes) else value.encode("latin-1"))
+        for name, value in headers.items()
+    ]

@@ -25,7 +25,7 @@ IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 CONNECT_FAILURE = "connect-failure"
 
 
-def may_retry(method: str, headers: Mapping[str, str]) -> bool:
+def may_retry(method: str, headers: Mapping[str, str | bytes]) -> bool:
     """Idempotent methods, or any method carrying an ``Idempotency-Key`` the server deduplicates on.
 
     A POST without one may have taken effect before the answer was lost; sending it again could

@@ -64,14 +64,21 @@ def _keep(name: str, drop: set[str], extra: frozenset[str]) -> bool:
     return lower not in drop and lower not in extra and not lower.startswith(("proxy-", "x-flotilla-"))
 
 
-def request_headers(incoming: Iterable[tuple[str, str]], extra: Mapping[str, str]) -> dict[str, str]:
-    """What goes to the upstream: the caller's end-to-end headers plus the gateway's own ``extra``."""
+def request_headers(incoming: Iterable[tuple[str, str]], extra: Mapping[str, str]) -> dict[str, str | bytes]:
+    """What goes to the upstream: the caller's end-to-end headers plus the gateway's own ``extra``.
+
+    The caller's values go on as the bytes that came in: WSGI hands them over decoded as latin-1
+    (PEP 3333), so encoding them back is lossless, and a value that isn't ASCII (``café`` in UTF-8,
+    say) is forwarded as opaque bytes instead of failing the HTTP client's ASCII encoding.
+    """
     pairs = list(incoming)
     drop = hop_by_hop(pairs)
-    out: dict[str, str] = {}
+    forwarded: dict[str, bytes] = {}
     for name, value in pairs:
         if _keep(name, drop, _REQUEST_DROP):
-            out[name] = f"{out[name]}, {value}" if name in out else value
+            raw = value.encode("latin-1")
+            forwarded[name] = forwarded[name] + b", " + raw if name in forwarded else raw
+    out: dict[str, str | bytes] = dict(forwarded)
     out["Accept-Encoding"] = "identity"  # the body is buffered and handed on as it came
     out.update(extra)
     return out

@@ -50,6 +50,25 @@ def test_an_unknown_version_or_service_is_404(url, path):
     assert_problem(requests.get(url + path), 404)
 
 
+def test_non_ascii_header_values_are_forwarded_as_the_bytes_that_came(url):
+    # http.client sends str values as latin-1: encode UTF-8 ourselves so the wire carries UTF-8 bytes.
+    agent, note = "Mozilla/5.0 \u2713", "caf\u00e9"
+    status, _, body = raw_get(
+        url,
+        "/api/v1/catalog/products",
+        [
+            ("Host", "gw"),
+            ("User-Agent", agent.encode().decode("latin-1")),
+            ("X-Note", note.encode().decode("latin-1")),
+        ],
+    )
+    assert status == 200, body
+    seen = json.loads(body)["headers"]
+    # The upstream (WSGI, latin-1 decoded) sees exactly the caller's bytes.
+    assert seen["User-Agent"].encode("latin-1").decode() == agent
+    assert seen["X-Note"].encode("latin-1").decode() == note
+
+
 def test_dot_segments_cannot_climb_out_of_the_route(url):
     status, _, body = raw_get(url, "/api/v2/catalog/%2e%2e/admin", [("Host", "gw")])
     assert status == 400, body
