@@ -186,8 +186,11 @@ class TokenVerifier:
     def verify(self, token: str) -> Claims:
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
+        except jwt.PyJWTError:  # not decodable, or a header PyJWT refuses (a non-string kid, say)
             raise InvalidToken("the token is not a well-formed JWT") from None
+        if "crit" in header:
+            # RFC 7515 4.1.11: extensions we don't implement must make the token invalid.
+            raise InvalidToken("the token requires extensions this gateway does not support (crit)")
         alg = header.get("alg")
         if alg != ALGORITHM:
             raise InvalidToken(f"algorithm {str(alg)[:16]!r} is not accepted (only {ALGORITHM})")

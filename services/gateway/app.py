@@ -21,7 +21,7 @@ from flotilla.errors import ProblemError
 from flotilla.health import Health
 from flotilla.http import ServiceClient
 from flotilla.principal import Principal, sign
-from services.gateway.auth import Authenticator, authorize
+from services.gateway.auth import ANONYMOUS, Authenticator, authorize
 from services.gateway.edge import ALLOWED_METHODS, Cors, Forwarding, secure
 from services.gateway.openapi import Aggregator
 from services.gateway.proxy import forward, upstream_path
@@ -133,9 +133,15 @@ def create_app(
         route = route_for(version, service)
         if request.method == "OPTIONS":
             return Response(status=204, headers={"Allow": ALLOWED_METHODS + ", OPTIONS"})
-        caller = authenticator.authenticate(request.headers)
-        authorize(caller, route.rule_for(request.method))
         route_key = f"{version}/{service}"
+        try:
+            caller = authenticator.authenticate(request.headers)
+        except ProblemError:
+            # A failed sign-in costs what an anonymous request does, so guessing tokens or keys is
+            # throttled per client address like any anonymous traffic (429 once the bucket is empty).
+            throttle.admit(ANONYMOUS, route_key, route, forwarding.client_ip(request))
+            raise
+        authorize(caller, route.rule_for(request.method))
         g.rate_headers = throttle.admit(caller, route_key, route, forwarding.client_ip(request))
         extra = forwarding.headers(request, f"/api/{route_key}")
         if secret and not caller.anonymous:

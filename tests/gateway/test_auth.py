@@ -118,6 +118,44 @@ def test_a_malformed_token_on_a_public_route_is_still_401(url):
     assert_invalid_token(requests.get(url + "/api/v1/catalog/x", headers=bearer("not-a-jwt")), "well-formed")
 
 
+def _crafted(header: dict) -> str:
+    """A token with this header, a plausible payload and a junk signature: nothing a key could verify."""
+    import base64
+    import json
+
+    def b64(doc: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
+
+    return f"{b64(header)}.{b64({'sub': 'mallory', 'exp': 2**40})}.c2ln"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": "RS256", "kid": 5},
+        {"alg": "RS256", "kid": ["a"]},
+        {"alg": "RS256", "kid": "k1", "crit": ["exp"]},
+        {"alg": "RS256", "kid": "k1", "crit": ["b64"], "b64": False},
+    ],
+)
+def test_a_crafted_unsigned_header_is_401_not_500(url, header):
+    answer = requests.get(url + CART, headers=bearer(_crafted(header)))
+    assert answer.status_code == 401, answer.text
+    assert_problem(answer, 401)
+
+
+def test_failed_sign_ins_are_throttled_like_anonymous_requests(gateway):
+    url = gateway(
+        clock=ManualClock(), trusted_proxies=1, rate_limit={"burst": 3, "perSecond": 1}, api_keys={}
+    )
+    headers = {"X-Forwarded-For": "203.0.113.77", **bearer("not-a-jwt")}
+    statuses = [requests.get(url + CART, headers=headers).status_code for _ in range(6)]
+    assert statuses == [401, 401, 401, 429, 429, 429]
+    # Another address still gets its own bucket.
+    other = {"X-Forwarded-For": "203.0.113.78", **bearer("not-a-jwt")}
+    assert requests.get(url + CART, headers=other).status_code == 401
+
+
 def test_an_unknown_kid_is_refused_until_the_jwks_publishes_it(url, issuer):
     stranger = other_key()
     from flotilla_dev.issuer import public_jwk
