@@ -46,6 +46,9 @@ class Principal:
 
 
 def _mac(secret: str, subject: str, scopes: str, client: str, issued: str) -> str:
+    if not secret.strip():
+        # With an empty key anyone can compute the MAC: never sign or trust with one.
+        raise ValueError("the principal secret is empty")
     message = "\n".join((subject, scopes, client, issued)).encode()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 

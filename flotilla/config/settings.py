@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import AliasChoices, Field, SecretBytes, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretBytes, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from flotilla.config.errors import ConfigError, describe, describe_source_error
@@ -42,6 +42,15 @@ class PlatformSettings(BaseSettings):
     principal_secret: SecretStr | None = Field(
         None, description="Key the gateway signs caller identities with; services verify with it."
     )
+
+    @field_validator("principal_secret")
+    @classmethod
+    def _a_real_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty key signs nothing: anyone could compute the signature. Unset is the honest way
+        # to say "no identities" (the gateway then refuses to start outside local).
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty (unset it to run without signed identities)")
+        return value
 
 
 class ServiceSettings(BaseSettings):

@@ -210,3 +210,25 @@ def test_chassis_json_settings_are_checked_before_serving(env: dict[str, str], e
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("flotilla: sample: invalid configuration: ")
     assert expected in line
+
+
+@pytest.mark.parametrize("service", ["gateway", "sample"])
+@pytest.mark.parametrize("secret", ["", "   "])
+def test_an_empty_principal_secret_stops_start_up(service: str, secret: str) -> None:
+    # Headers signed with an empty key can be forged by anyone: refuse the key, don't trust it.
+    result = run_cli("serve", service, "--bind", "127.0.0.1:1", env={"FLOTILLA_PRINCIPAL_SECRET": secret})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"flotilla: {service}: invalid configuration: FLOTILLA_PRINCIPAL_SECRET: must not be empty"
+        " (unset it to run without signed identities)"
+    )
+
+
+def test_an_empty_key_neither_signs_nor_verifies() -> None:
+    from flotilla.principal import Principal, sign, verify
+
+    with pytest.raises(ValueError, match="empty"):
+        sign(Principal("mallory", frozenset({"admin"}), "x"), "")
+    forged = sign(Principal("mallory", frozenset({"admin"}), "x"), "k")
+    with pytest.raises(ValueError, match="empty"):
+        verify(forged, "")
