@@ -84,14 +84,24 @@ def request_headers(incoming: Iterable[tuple[str, str]], extra: Mapping[str, str
     return out
 
 
+# What every chassis service serves for the platform (probes, Prometheus, its own API document): the
+# cluster reaches them directly, callers through the gateway never do (the gateway serves the store's
+# aggregated /openapi.json itself).
+INTERNAL_PATHS = frozenset({"/livez", "/readyz", "/metrics", "/openapi.json"})
+
+
 def upstream_path(prefix: str, rest: str) -> str:
-    """The path on the upstream; ``.`` and ``..`` segments are refused so no path escapes the prefix."""
+    """The path on the upstream; ``.`` and ``..`` segments are refused so no path escapes the prefix,
+    and a service's internal endpoints are 404 however the path spells them (``//metrics``)."""
     segments = rest.split("/")
     if any(s in (".", "..") for s in segments):
         raise ProblemError(400, "Bad Request", "the path may not contain '.' or '..' segments")
     if not rest:  # /api/v1/cart with prefix /cart is the upstream's /cart, not /cart/
         return prefix or "/"
-    return prefix + "/" + quote(rest, safe=_PATH_SAFE)
+    path = prefix + "/" + quote(rest, safe=_PATH_SAFE)
+    if "/" + "/".join(s for s in path.split("/") if s) in INTERNAL_PATHS:
+        raise ProblemError(404, "Not Found", "no such route")
+    return path
 
 
 def forward(

@@ -69,6 +69,30 @@ def test_non_ascii_header_values_are_forwarded_as_the_bytes_that_came(url):
     assert seen["X-Note"].encode("latin-1").decode() == note
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/catalog/metrics",
+        "/api/v1/catalog/readyz",
+        "/api/v1/catalog/livez",
+        "/api/v1/catalog/openapi.json",
+        "/api/v1/catalog//metrics",
+        "/api/v1/catalog/metrics/",
+        "/api/v1/catalog/%6detrics",
+    ],
+)
+def test_a_services_internal_endpoints_are_not_reachable_through_the_gateway(url, path):
+    status, headers, body = raw_get(url, path, [("Host", "gw")])
+    if status == 308:  # Flask merges doubled slashes by redirecting to the canonical path: follow it
+        location = urlsplit(dict(headers)["Location"]).path
+        assert location == path.replace("//", "/")
+        status, _, body = raw_get(url, location, [("Host", "gw")])
+    assert status == 404, body
+    assert json.loads(body)["status"] == 404
+    # A path that merely contains the word still goes through.
+    assert requests.get(url + "/api/v1/catalog/products/metrics").status_code == 200
+
+
 def test_dot_segments_cannot_climb_out_of_the_route(url):
     status, _, body = raw_get(url, "/api/v2/catalog/%2e%2e/admin", [("Host", "gw")])
     assert status == 400, body
