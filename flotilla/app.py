@@ -7,6 +7,7 @@ from typing import Any
 from pydantic_settings import BaseSettings
 
 from flotilla.api import ChassisAPI, create_api
+from flotilla.bodylimit import BodyLimit
 from flotilla.config.settings import PlatformSettings, load_platform, secret_values
 from flotilla.errors import Problems
 from flotilla.health import Health
@@ -36,12 +37,12 @@ def create_app(
     if settings is not None:
         redactor.add(*secret_values(settings))
     app = create_api(service, title=title, version=platform.service_version)
-    app.config["MAX_CONTENT_LENGTH"] = platform.max_body_bytes
     app.config.update(flask_config)
     app.extensions["flotilla.platform"] = platform
     app.extensions["flotilla.settings"] = settings
     Health(app)
     Problems(app)
+    BodyLimit(app, max_bytes=platform.max_body_bytes)
     Deadlines(app)
     Metrics(app, service=service, version=platform.service_version)
     RequestLog(app, enabled=platform.access_log)

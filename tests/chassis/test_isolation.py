@@ -42,6 +42,7 @@ MUST_NOT_LOAD: dict[str, tuple[str, ...]] = {
     "flotilla.cache": (*WEB, *HTTP_CLIENT, *OTEL, *AWS, *SQL, *METRICS),
     "flotilla.logs": (*WEB, *HTTP_CLIENT, *OTEL_SDK, *AWS, *SQL, *METRICS, *REDIS, *SETTINGS),
     "flotilla.health": (*HTTP_CLIENT, *OTEL, *AWS, *SQL, *METRICS, *REDIS, *SETTINGS),
+    "flotilla.bodylimit": (*HTTP_CLIENT, *OTEL_SDK, *AWS, *SQL, *METRICS, *REDIS),
     "flotilla.metrics": (*HTTP_CLIENT, *OTEL, *AWS, *SQL, *REDIS, *SETTINGS),
     "flotilla.tracing": (*HTTP_CLIENT, *AWS, *SQL, *METRICS, *REDIS),
     "flotilla.discovery": (*WEB, *HTTP_CLIENT, *OTEL, *SQL, *METRICS, *REDIS),

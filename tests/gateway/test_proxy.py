@@ -148,6 +148,25 @@ def test_bodies_over_the_cap_are_413(gateway, issuer):
     assert_problem(requests.post(url + "/api/v1/cart/items", data=b"x" * 5000, headers=token), 413)
 
 
+def _chunks(total: int, size: int = 4096):
+    sent = 0
+    while sent < total:
+        piece = min(size, total - sent)
+        sent += piece
+        yield b"x" * piece
+
+
+def test_a_chunked_body_over_the_cap_is_413_and_one_under_it_arrives_whole(gateway, issuer):
+    # No Content-Length: the cap used to cut the body and forward what was left.
+    url = gateway(platform={"max_body_bytes": 100_000})
+    token = bearer(issuer.issue("alice", ["cart"]))
+    over = requests.post(url + "/api/v1/cart/items", data=_chunks(200_000), headers=token)
+    assert_problem(over, 413)
+    under = requests.post(url + "/api/v1/cart/items", data=_chunks(90_000), headers=token)
+    assert under.status_code == 200, under.text
+    assert len(under.json()["body"]) == 90_000
+
+
 def test_a_down_upstream_fails_fast_with_503_once_its_circuit_is_open(url):
     first = [requests.get(url + "/api/v1/down/anything") for _ in range(2)]
     assert [r.status_code for r in first] == [502, 502]
