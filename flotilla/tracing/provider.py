@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
-from opentelemetry.propagators.aws import AwsXRayPropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from flotilla.tracing.xray import XRayPropagator
 
 if TYPE_CHECKING:
     from flotilla.config.settings import PlatformSettings
@@ -66,7 +67,8 @@ def init_tracing(config: TracingConfig, exporter: SpanExporter | None = None) ->
         existing = tracer_provider()
         if existing is not None:
             return existing
-        set_propagators()
+        sampler = ParentBased(TraceIdRatioBased(config.sample_ratio))
+        set_propagators(sampler)
         attributes = {
             "service.name": config.service,
             "service.version": config.version,
@@ -77,7 +79,7 @@ def init_tracing(config: TracingConfig, exporter: SpanExporter | None = None) ->
         attributes |= config.extra_resource
         provider = TracerProvider(
             resource=Resource.create(attributes),
-            sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
+            sampler=sampler,
         )
         provider.add_span_processor(BatchSpanProcessor(exporter or _default_exporter(config)))
         _state["provider"] = provider
@@ -86,12 +88,16 @@ def init_tracing(config: TracingConfig, exporter: SpanExporter | None = None) ->
         return provider
 
 
-def set_propagators() -> None:
-    """Make the API's global propagator the chassis' one: AWS X-Ray, W3C tracecontext and baggage."""
+def set_propagators(sampler: Sampler | None = None) -> None:
+    """Make the API's global propagator the chassis' one: AWS X-Ray, W3C tracecontext and baggage.
+
+    ``sampler`` decides for an X-Ray header without ``Sampled`` (the ALB's); without it, the global
+    provider's sampler does (``flotilla.tracing.xray``).
+    """
     propagate.set_global_textmap(
         CompositePropagator(
             # X-Ray first so a W3C traceparent, when present too, has the last word.
-            [AwsXRayPropagator(), TraceContextTextMapPropagator(), W3CBaggagePropagator()]
+            [XRayPropagator(sampler), TraceContextTextMapPropagator(), W3CBaggagePropagator()]
         )
     )
 

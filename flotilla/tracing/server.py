@@ -68,7 +68,8 @@ class Tracing:
         if provider is None:
             provider = init_tracing(self.config or TracingConfig(service=app.name))
         else:
-            set_propagators()
+            # An X-Ray header without Sampled is decided by the sampler of the provider in use.
+            set_propagators(getattr(provider, "sampler", None))
         self.tracer = provider.get_tracer(INSTRUMENTATION)
         app.extensions["flotilla.tracing"] = self
         record_route(app)
