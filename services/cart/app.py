@@ -32,6 +32,7 @@ SCOPE = "cart"
 SERVICE = "cart"
 WRITE_ATTEMPTS = 3  # read-modify-write retries on a concurrent change when the client sent no If-Match
 _ANY = -1  # If-Match: *
+MAX_VERSION_DIGITS = 18  # a longer If-Match can't be a version (a version fits a signed 64-bit integer)
 
 
 def create_app(settings: Settings | None = None) -> OpenAPI:
@@ -184,7 +185,9 @@ def _if_match() -> int | None:
     if value == "*":
         return _ANY
     value = value.removeprefix("W/").strip('"')
-    if not value.isdigit():
+    # ASCII digits only (str.isdigit also takes "²", which int() refuses), and no more of them than
+    # a version can have: int() refuses over 4300 digits, and no cart is changed 10**18 times.
+    if not (value.isascii() and value.isdigit()) or len(value) > MAX_VERSION_DIGITS:
         raise ProblemError(400, "Bad If-Match", 'send the ETag of the cart, e.g. If-Match: "3"')
     return int(value)
 

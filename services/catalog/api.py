@@ -9,6 +9,11 @@ from flotilla.api import Model
 SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{1,39}$"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
+# Query strings go into SQL: Postgres text cannot hold a NUL byte, and ``price_cents`` is an INTEGER
+# column (32-bit), so a filter outside it is a 422 here rather than an error from the database.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"  # unpadded base64url, as store.encode_cursor writes it
+PRICE_FILTER_MAX = 2**31 - 1
 
 
 class SkuPath(Model):
@@ -74,14 +79,26 @@ class Product(Model):
 
 class ProductQuery(Model):
     category: str | None = Field(None, pattern=SLUG_PATTERN, description="Only this category.")
-    min_price: int | None = Field(None, ge=0, description="Lowest price in cents (inclusive).")
-    max_price: int | None = Field(None, ge=0, description="Highest price in cents (inclusive).")
+    min_price: int | None = Field(
+        None, ge=0, le=PRICE_FILTER_MAX, description="Lowest price in cents (inclusive)."
+    )
+    max_price: int | None = Field(
+        None, ge=0, le=PRICE_FILTER_MAX, description="Highest price in cents (inclusive)."
+    )
     in_stock: bool | None = Field(None, description="true: only products with stock; false: only without.")
-    q: str | None = Field(None, min_length=1, max_length=100, description="Name contains (case-insensitive).")
+    q: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        pattern=NO_NUL_PATTERN,
+        description="Name contains (case-insensitive); no NUL bytes.",
+    )
     limit: int | None = Field(
         None, ge=1, le=500, description="Page size (default and maximum from settings)."
     )
-    cursor: str | None = Field(None, max_length=500, description="next_cursor of the previous page.")
+    cursor: str | None = Field(
+        None, max_length=500, pattern=CURSOR_PATTERN, description="next_cursor of the previous page."
+    )
 
 
 class ProductPage(Model):

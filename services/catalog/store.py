@@ -60,7 +60,10 @@ def decode_cursor(cursor: str, fingerprint: str) -> tuple[str, str]:
         name, sku, made_for = data["n"], data["s"], data["f"]
     except (binascii.Error, ValueError, KeyError, TypeError):
         raise ProblemError(400, "Bad cursor", "cursor is not one this service issued") from None
-    if made_for != fingerprint or not isinstance(name, str) or not isinstance(sku, str):
+    if not isinstance(name, str) or not isinstance(sku, str) or "\x00" in name or "\x00" in sku:
+        # Never issued by this service (no stored name or SKU holds a NUL: Postgres text can't).
+        raise ProblemError(400, "Bad cursor", "cursor is not one this service issued")
+    if made_for != fingerprint:
         raise ProblemError(400, "Bad cursor", "cursor belongs to a query with other filters")
     return name, sku
 
