@@ -7,13 +7,15 @@ flask-openapi3 validates those and writes the document, so the spec can't drift 
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 from flask import Request, Response, current_app, jsonify, request
 from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from flotilla.apidoc import document_errors
 from flotilla.errors import ProblemError, validation_problem
 
 JSON_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -26,6 +28,37 @@ class Model(BaseModel):
     """Base for request and response models: unknown fields are an error, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class Body(Model):
+    """Base for JSON request bodies: types as JSON has them, so ``"2"`` or ``true`` is not an integer.
+
+    Query and path parameters arrive as text and need pydantic's lax conversion; a JSON body carries
+    its own types, and quietly turning ``"2"`` into 2 would accept what the documented schema refuses.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        """Text for a database holds no NUL (Postgres text can't) nor other C0 controls but tab/CR/LF."""
+        if _has_control(value):
+            raise ValueError("must not contain NUL or control characters")
+        return value
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _has_control(value: Any) -> bool:
+    if isinstance(value, str):
+        return _CONTROL.search(value) is not None
+    if isinstance(value, list | tuple):
+        return any(_has_control(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_control(k) or _has_control(v) for k, v in value.items())
+    return False
 
 
 class FieldError(Model):
@@ -104,6 +137,17 @@ class ChassisAPI(OpenAPI):
                     f"send the body as application/json, not {request.mimetype or 'nothing'}",
                 )
         return super().dispatch_request()
+
+    def generate_spec_json(self) -> None:
+        """flask-openapi3's document, with the errors every operation can answer (``flotilla.apidoc``)."""
+        super().generate_spec_json()  # type: ignore[no-untyped-call]
+        document_errors(
+            self.spec_json,
+            self.url_map,
+            self.view_functions.get,
+            parameters_of=lambda view: _parameters(view).keys(),
+            guarded=lambda view: bool(getattr(view, GUARDS, ())),
+        )
 
 
 def create_api(name: str, *, title: str | None = None, version: str = "0.0.0") -> ChassisAPI:

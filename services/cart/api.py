@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from flotilla.api import Model
+from flotilla.api import Body, Model
 
 SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{1,39}$"
 
@@ -13,11 +13,11 @@ class SkuPath(Model):
     sku: str = Field(pattern=SKU_PATTERN)
 
 
-class SetQuantity(Model):
+class SetQuantity(Body):
     quantity: int = Field(ge=1, le=10_000, description="The quantity to hold (replaces the current one).")
 
 
-class AddItem(Model):
+class AddItem(Body):
     sku: str = Field(pattern=SKU_PATTERN)
     quantity: int = Field(1, ge=1, le=10_000, description="Added to what the cart already holds.")
 

@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
         """The caller's cart (empty, version 0, when they have none). Works while the catalog is down."""
         return _cart_response(store.get(current_principal(platform_secret()).subject))
 
-    @app.post("/cart/items", tags=[CART], responses={200: api.Cart})
+    @app.post("/cart/items", tags=[CART], responses={200: api.Cart, 400: None, 409: None})
     @require_principal(SCOPE)
     def add_item(body: api.AddItem) -> Response:
         """Add a quantity of a product (on top of what the cart holds)."""
@@ -71,13 +71,13 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
             lambda cart: carts.line_for(cart, body.sku, _held(cart, body.sku) + body.quantity)
         )
 
-    @app.put("/cart/items/<sku>", tags=[CART], responses={200: api.Cart})
+    @app.put("/cart/items/<sku>", tags=[CART], responses={200: api.Cart, 400: None, 409: None})
     @require_principal(SCOPE)
     def set_item(path: api.SkuPath, body: api.SetQuantity) -> Response:
         """Hold exactly this quantity of a product (adds the line if missing)."""
         return carts.change(lambda cart: carts.line_for(cart, path.sku, body.quantity))
 
-    @app.delete("/cart/items/<sku>", tags=[CART], responses={200: api.Cart})
+    @app.delete("/cart/items/<sku>", tags=[CART], responses={200: api.Cart, 400: None, 409: None})
     @require_principal(SCOPE)
     def remove_item(path: api.SkuPath) -> Response:
         """Remove a product from the cart; 404 when the cart does not hold it."""
@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
 
         return carts.change(without)
 
-    @app.delete("/cart", tags=[CART], responses={200: api.Cart})
+    @app.delete("/cart", tags=[CART], responses={200: api.Cart, 400: None, 409: None})
     @require_principal(SCOPE)
     def clear_cart() -> Response:
         """Empty the cart (a new, empty version: versions are never reused)."""

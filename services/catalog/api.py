@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from flotilla.api import Model
+from flotilla.api import Body, Model
 
 SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{1,39}$"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
@@ -24,13 +24,13 @@ class SlugPath(Model):
     slug: str = Field(pattern=SLUG_PATTERN)
 
 
-class CategoryIn(Model):
+class CategoryIn(Body):
     slug: str = Field(pattern=SLUG_PATTERN, description="Stable identifier, used in filters and URLs.")
     name: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=2000)
 
 
-class CategoryPatch(Model):
+class CategoryPatch(Body):
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)
 
@@ -46,7 +46,7 @@ class CategoryList(Model):
     items: list[Category]
 
 
-class ProductIn(Model):
+class ProductIn(Body):
     sku: str = Field(pattern=SKU_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=5000)
@@ -56,7 +56,7 @@ class ProductIn(Model):
     stock: int = Field(0, ge=0, le=1_000_000)
 
 
-class ProductPatch(Model):
+class ProductPatch(Body):
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=5000)
     category: str | None = Field(None, pattern=SLUG_PATTERN)

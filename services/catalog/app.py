@@ -47,7 +47,7 @@ def _created(body: dict[str, Any], location: str) -> tuple[Response, int, dict[s
 
 def _product_routes(app: OpenAPI, settings: Settings, db: Database, cache: Cache) -> None:
 
-    @app.get("/products", tags=[PRODUCTS], responses={200: api.ProductPage})
+    @app.get("/products", tags=[PRODUCTS], responses={200: api.ProductPage, 400: None})
     def list_products(query: api.ProductQuery) -> dict[str, Any]:
         """Products in name order, a page at a time; filter by category, price and stock, search by name."""
         if query.min_price is not None and query.max_price is not None and query.min_price > query.max_price:
@@ -75,7 +75,7 @@ def _product_routes(app: OpenAPI, settings: Settings, db: Database, cache: Cache
         product: dict[str, Any] = cache.get_or_load(f"product:{path.sku}", load, tags=[product_tag(path.sku)])
         return product
 
-    @app.post("/products", tags=[PRODUCTS], responses={201: api.Product})
+    @app.post("/products", tags=[PRODUCTS], responses={201: api.Product, 409: None})
     @require_principal(ADMIN)
     def create_product(body: api.ProductIn) -> tuple[Response, int, dict[str, str]]:
         """Add a product (admin). 409 when the SKU exists, 422 when the category does not."""
@@ -85,7 +85,7 @@ def _product_routes(app: OpenAPI, settings: Settings, db: Database, cache: Cache
         cache.invalidate_tags(PRODUCTS_TAG, product_tag(body.sku))
         return _created(result, f"/products/{body.sku}")
 
-    @app.patch("/products/<sku>", tags=[PRODUCTS], responses={200: api.Product})
+    @app.patch("/products/<sku>", tags=[PRODUCTS], responses={200: api.Product, 409: None})
     @require_principal(ADMIN)
     def update_product(path: api.SkuPath, body: api.ProductPatch) -> dict[str, Any]:
         """Change some fields of a product (admin)."""
@@ -121,7 +121,21 @@ def _category_routes(app: OpenAPI, db: Database, cache: Cache) -> None:
         )
         return categories
 
-    @app.post("/categories", tags=[CATEGORIES], responses={201: api.Category})
+    @app.get("/categories/<slug>", tags=[CATEGORIES], responses={200: api.Category})
+    def get_category(path: api.SlugPath) -> dict[str, Any]:
+        """One category (where a created category's Location points)."""
+
+        def load() -> dict[str, Any]:
+            with db.session() as session:
+                category = store.get_category(session, path.slug)
+                return store.category_json(category, store.product_count(session, category))
+
+        found: dict[str, Any] = cache.get_or_load(
+            f"category:{path.slug}", load, tags=[CATEGORIES_TAG, PRODUCTS_TAG]
+        )
+        return found
+
+    @app.post("/categories", tags=[CATEGORIES], responses={201: api.Category, 409: None})
     @require_principal(ADMIN)
     def create_category(body: api.CategoryIn) -> tuple[Response, int, dict[str, str]]:
         """Add a category (admin); 409 when the slug exists."""
@@ -140,7 +154,7 @@ def _category_routes(app: OpenAPI, db: Database, cache: Cache) -> None:
         cache.invalidate_tags(CATEGORIES_TAG)
         return result
 
-    @app.delete("/categories/<slug>", tags=[CATEGORIES], responses={204: None})
+    @app.delete("/categories/<slug>", tags=[CATEGORIES], responses={204: None, 409: None})
     @require_principal(ADMIN)
     def delete_category(path: api.SlugPath) -> tuple[str, int]:
         """Remove an empty category (admin); 409 while it still holds products."""

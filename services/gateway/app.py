@@ -21,10 +21,10 @@ from flotilla.errors import ProblemError
 from flotilla.health import Health
 from flotilla.http import ServiceClient
 from flotilla.principal import Principal, sign
-from services.gateway.auth import ANONYMOUS, Authenticator, authorize
-from services.gateway.edge import ALLOWED_METHODS, Cors, Forwarding, secure
+from services.gateway.auth import ANONYMOUS, Authenticator, Caller, authorize
+from services.gateway.edge import Cors, Forwarding, secure
 from services.gateway.openapi import Aggregator
-from services.gateway.proxy import forward, upstream_path
+from services.gateway.proxy import forward, relocate, upstream_path
 from services.gateway.settings import RouteSpec, Settings
 from services.gateway.throttle import Throttle
 
@@ -69,6 +69,27 @@ def principal_secret(platform: PlatformSettings) -> str | None:
         )
     log.warning("FLOTILLA_PRINCIPAL_SECRET is not set: callers are not forwarded to services")
     return None
+
+
+def identify(
+    authenticator: Authenticator, throttle: Throttle, route_key: str, route: RouteSpec, client_ip: str
+) -> Caller:
+    """The caller, allowed on this route, or the 401/403 problem.
+
+    A failed sign-in costs what an anonymous request does, so guessing tokens or keys is throttled per
+    client address like any anonymous traffic (429 once the bucket is empty). OPTIONS reads nothing:
+    it goes through anonymous and unsigned, and the service answers with the methods its resource
+    takes (the gateway can't know them).
+    """
+    if request.method == "OPTIONS":
+        return ANONYMOUS
+    try:
+        caller = authenticator.authenticate(request.headers)
+    except ProblemError:
+        throttle.admit(ANONYMOUS, route_key, route, client_ip)
+        raise
+    authorize(caller, route.rule_for(request.method))
+    return caller
 
 
 def create_app(
@@ -131,22 +152,15 @@ def create_app(
 
     def proxy(version: str, service: str, rest: str = "") -> Response:
         route = route_for(version, service)
-        if request.method == "OPTIONS":
-            return Response(status=204, headers={"Allow": ALLOWED_METHODS + ", OPTIONS"})
         route_key = f"{version}/{service}"
-        try:
-            caller = authenticator.authenticate(request.headers)
-        except ProblemError:
-            # A failed sign-in costs what an anonymous request does, so guessing tokens or keys is
-            # throttled per client address like any anonymous traffic (429 once the bucket is empty).
-            throttle.admit(ANONYMOUS, route_key, route, forwarding.client_ip(request))
-            raise
-        authorize(caller, route.rule_for(request.method))
-        g.rate_headers = throttle.admit(caller, route_key, route, forwarding.client_ip(request))
+        client_ip = forwarding.client_ip(request)
+        caller = identify(authenticator, throttle, route_key, route, client_ip)
+        g.rate_headers = throttle.admit(caller, route_key, route, client_ip)
         extra = forwarding.headers(request, f"/api/{route_key}")
         if secret and not caller.anonymous:
             extra |= sign(Principal(caller.subject, caller.scopes, caller.client), secret)
-        return forward(client, route.upstream, request, upstream_path(route.prefix, rest), extra)
+        answer = forward(client, route.upstream, request, upstream_path(route.prefix, rest), extra)
+        return relocate(answer, route.prefix, f"/api/{route_key}")
 
     app.add_url_rule("/api/<version>/<service>", "gateway_proxy_root", proxy, methods=PROXY_METHODS)
     app.add_url_rule("/api/<version>/<service>/<path:rest>", "gateway_proxy", proxy, methods=PROXY_METHODS)

@@ -125,6 +125,7 @@ def _merge(doc: dict[str, Any], upstream: dict[str, Any], version: str, name: st
                 operation["operationId"] = f"{version}_{name}_{operation['operationId']}"
             rule = route.rule_for(method.upper())
             operation["security"] = [] if rule == PUBLIC else [{"bearer": []}, {"apiKey": []}]
+            _add_gateway_errors(operation, public=rule == PUBLIC)
         doc["paths"][public] = moved
     for section, members in upstream.get("components", {}).items():
         if section == "securitySchemes" or not isinstance(members, dict):
@@ -132,6 +133,25 @@ def _merge(doc: dict[str, Any], upstream: dict[str, Any], version: str, name: st
         target = doc["components"].setdefault(section, {})
         for key, value in members.items():
             target[prefix + key] = _renamed(copy.deepcopy(value), prefix)
+
+
+GATEWAY_ERRORS = {
+    401: "Unauthorized: the token or API key was refused",
+    403: "Forbidden: the caller lacks the route's scope",
+    429: "Too Many Requests: the caller's rate or quota is spent (Retry-After says when to retry)",
+}
+
+
+def _add_gateway_errors(operation: dict[str, Any], *, public: bool) -> None:
+    """What the gateway itself answers, as the problem document the upstream documents as its default."""
+    responses = operation.setdefault("responses", {})
+    default = responses.get("default")
+    if not isinstance(default, dict) or "content" not in default:
+        return
+    for status, description in GATEWAY_ERRORS.items():
+        if public and status == 403:
+            continue
+        responses.setdefault(str(status), {"description": description, "content": default["content"]})
 
 
 def _renamed(node: Any, prefix: str) -> Any:

@@ -134,3 +134,16 @@ def _response(answer: httpx.Response) -> Response:
         if _keep(name, drop, _RESPONSE_DROP) and not name.lower().startswith("access-control-"):
             response.headers.add(name, value)
     return response
+
+
+def relocate(response: Response, prefix: str, public: str) -> Response:
+    """A ``Location`` the upstream wrote in its own paths, rewritten to the path clients call.
+
+    ``/categories/tea`` from a service routed at ``/api/v1/catalog`` is ``/api/v1/catalog/categories/tea``
+    to the client; absolute URLs and paths outside the route's prefix are left alone.
+    """
+    location = response.headers.get("Location") or ""
+    own_path = location.startswith("/") and not location.startswith("//")
+    if own_path and (not prefix or location == prefix or location.startswith(prefix + "/")):
+        response.headers["Location"] = public + location[len(prefix) :]
+    return response

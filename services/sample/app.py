@@ -8,7 +8,7 @@ from flask_openapi3.openapi import OpenAPI
 from pydantic import Field
 
 from flotilla import create_app as create_chassis_app
-from flotilla.api import Model
+from flotilla.api import Body, Model
 from flotilla.config import load_settings
 from flotilla.errors import ProblemError
 from services.sample.settings import Settings
@@ -30,7 +30,7 @@ class SlowQuery(Model):
     seconds: float = Field(1.0, ge=0)
 
 
-class EchoBody(Model):
+class EchoBody(Body):
     text: str = Field(min_length=1, max_length=1000)
     repeat: int = Field(1, ge=1, le=10)
 

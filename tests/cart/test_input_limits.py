@@ -46,3 +46,12 @@ def test_an_if_match_that_cannot_be_a_version_is_400(cart: Any, alice: dict[str,
 def test_a_long_but_possible_version_is_a_stale_409(cart: Any, alice: dict[str, str]) -> None:
     answer = cart.delete("/cart", headers=alice | {"If-Match": '"' + "9" * 18 + '"'})
     assert assert_problem(answer, 409)["current_version"] == 0
+
+
+@pytest.mark.parametrize("quantity", ["2", True, 2.0, "1e3"])
+def test_a_quantity_must_be_a_json_integer(cart: Any, alice: dict[str, str], quantity: Any) -> None:
+    answer = cart.post("/cart/items", json={"sku": "COF-0001", "quantity": quantity}, headers=alice)
+    assert [e["field"] for e in assert_problem(answer, 422)["errors"]] == ["body.quantity"]
+    answer = cart.put("/cart/items/COF-0001", json={"quantity": quantity}, headers=alice)
+    assert [e["field"] for e in assert_problem(answer, 422)["errors"]] == ["body.quantity"]
+    assert cart.get("/cart", headers=alice).json["version"] == 0

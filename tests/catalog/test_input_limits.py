@@ -73,3 +73,12 @@ def test_the_openapi_document_states_the_limits(client: FlaskClient) -> None:
         assert any(s.get("maximum") == 2**31 - 1 for s in params[price].get("anyOf", [params[price]]))
     assert any("pattern" in s for s in params["q"].get("anyOf", [params["q"]]))
     assert any("pattern" in s for s in params["cursor"].get("anyOf", [params["cursor"]]))
+
+
+@pytest.mark.parametrize("name", ["Mug\x00", "Mug\x1b[31m"])
+def test_control_characters_in_a_written_name_are_422(client: FlaskClient, name: str) -> None:
+    from tests.catalog.support import admin
+
+    body = {"sku": "MUG-9999", "name": name, "category": "mugs", "price_cents": 900}
+    assert_refused(client.post("/products", json=body, headers=admin()), 422, "body.name")
+    assert client.get("/products/MUG-9999").status_code == 404
