@@ -9,7 +9,7 @@ SERVICES := $(notdir $(patsubst %/pyproject.toml,%,$(wildcard services/*/pyproje
 export PATH := $(CURDIR)/$(TOOLS):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint fmt bench clean tools images base-image
+.PHONY: help venv run test lint fmt bench clean tools images image-tags base-image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -50,8 +50,14 @@ tools: ## put helm and kubectl under .tools/bin when they are missing
 base-image: ## build a Debian base image locally (for machines that cannot pull python:3.12-slim)
 	@scripts/base-image.sh
 
-images: ## build every service image (and the dev issuer's) as flotilla/<name>:<git sha>
-	@scripts/build-images.sh $(SERVICES) dev-issuer
+# What `make images` builds: every service and the dev issuer.
+IMAGES := $(SERVICES) dev-issuer
+
+images: ## build every service image (and the dev issuer's) as flotilla/<name>:<git sha>, :latest and :dev
+	@scripts/build-images.sh $(IMAGES)
+
+image-tags: ## print "name image" for every tag `make images` makes (the overlays name :dev)
+	@scripts/build-images.sh --all-tags $(IMAGES)
 
 clean: ## remove the virtualenv, tools, caches and local state
 	rm -rf $(VENV) .tools .flotilla .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Build one image per service from the shared Dockerfile, tagged flotilla/<service>:<git sha> and :latest.
+# Build one image per service from the shared Dockerfile, tagged flotilla/<service>:<git sha>, :latest and :dev
+# (the fixed tag the kind and minikube overlays name: k8s/components/local-images).
 # Each image holds the chassis and one distribution: services/<service>, or devtools for `dev-issuer` (the
 # dev token issuer that the kind/minikube setups run; no service image carries it).
 #
 #   scripts/build-images.sh [SERVICE...]     build these (default: every services/*/pyproject.toml, and dev-issuer)
 #   scripts/build-images.sh --list [SERVICE...]
-#                                            print "service image" lines (the tags a build makes) and stop
+#                                            print "service image" lines (the commit's tag) and stop
+#   scripts/build-images.sh --all-tags [SERVICE...]
+#                                            print "service image" lines, one per tag a build makes, and stop
 #
 #   FLOTILLA_IMAGE_REPO   repository prefix (default flotilla)
 #   FLOTILLA_IMAGE_TAG    tag (default: the commit, git rev-parse --short=12 HEAD)
+#   FLOTILLA_DEV_TAG      the fixed local-cluster tag also given to every image (default dev)
 #   FLOTILLA_BASE_IMAGE   base image (default: flotilla/base:bookworm when it exists, else python:3.12-slim)
 #   FLOTILLA_CACERT       CA bundle handed to pip as the BuildKit secret `cacert`
 #                         (default /etc/ssl/certs/ca-certificates.crt when it exists; empty to skip)
@@ -20,14 +24,19 @@ cd "$(dirname "$0")/.."
 say() { printf 'build-images: %s\n' "$*" >&2; }
 
 repo=${FLOTILLA_IMAGE_REPO:-flotilla}
-revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 tag=${FLOTILLA_IMAGE_TAG:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo dev)}
+dev_tag=${FLOTILLA_DEV_TAG:-dev}
+# Every tag a build gives each image, the commit's first; once each (without git the commit's tag is `dev` too).
+tags=("$tag")
+for extra in latest "$dev_tag"; do
+    [[ " ${tags[*]} " == *" $extra "* ]] || tags+=("$extra")
+done
 
 list_only=0
-if [[ ${1:-} == --list ]]; then
-    list_only=1
-    shift
-fi
+case ${1:-} in
+    --list) list_only=1 && shift ;;
+    --all-tags) list_only=2 && shift ;;
+esac
 
 services=("$@")
 if ((${#services[@]} == 0)); then
@@ -42,8 +51,12 @@ package_of() {
 }
 
 if ((list_only)); then
+    listed=("$tag")
+    if ((list_only == 2)); then listed=("${tags[@]}"); fi
     for service in "${services[@]}"; do
-        printf '%s %s/%s:%s\n' "$service" "$repo" "$service" "$tag"
+        for each in "${listed[@]}"; do
+            printf '%s %s/%s:%s\n' "$service" "$repo" "$service" "$each"
+        done
     done
     exit 0
 fi
@@ -93,6 +106,7 @@ cacert=${FLOTILLA_CACERT-/etc/ssl/certs/ca-certificates.crt}
 secret=()
 [[ -n $cacert && -r $cacert ]] && secret=(--secret "id=cacert,src=$cacert")
 
+revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 project_version=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 version="$project_version+$tag"
 if [[ -n $(git status --porcelain -- flotilla services devtools pyproject.toml Dockerfile 2>/dev/null) ]]; then
@@ -104,11 +118,15 @@ created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 logs=$(mktemp -d "${TMPDIR:-/tmp}/flotilla-build.XXXXXX")
 trap 'rm -rf "$logs"' EXIT
 
-say "base $base, tag $tag, client $docker_cli"
+say "base $base, tags ${tags[*]}, client $docker_cli"
 for service in "${services[@]}"; do
     package=$(package_of "$service")
     [[ -e $package/pyproject.toml ]] || { say "unknown service $service (no $package/pyproject.toml)"; exit 1; }
     image="$repo/$service:$tag"
+    tag_args=()
+    for each in "${tags[@]}"; do
+        tag_args+=(--tag "$repo/$service:$each")
+    done
     start=$SECONDS
     if ! DOCKER_BUILDKIT=1 "$docker_cli" build --network host --progress plain \
         "${secret[@]}" \
@@ -118,7 +136,7 @@ for service in "${services[@]}"; do
         --build-arg "VERSION=$version" \
         --build-arg "REVISION=$revision" \
         --build-arg "CREATED=$created" \
-        --tag "$image" --tag "$repo/$service:latest" \
+        "${tag_args[@]}" \
         . >"$logs/$service.log" 2>&1; then
         tail -n 40 "$logs/$service.log" >&2
         say "FAILED $image"

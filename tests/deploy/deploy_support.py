@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import functools
 import hashlib
@@ -58,22 +59,59 @@ SERVICE_CELLS = [
     *[_everything(p) for p in ("none", "envoy", "istio", "lattice")],
     Cell(SERVICE_CHART, "consumer-ack", (str(VALUES / "service-consumer.yaml"),), release="svc"),
     Cell(SERVICE_CHART, "everything-off", (str(VALUES / "service-off.yaml"),), release="svc"),
+    # Envoy durations under a second and with decimals (Envoy wants "0.5s" where Istio takes "500ms")
+    Cell(SERVICE_CHART, "envoy-durations", (str(VALUES / "service-envoy-durations.yaml"),), release="svc"),
 ]
 # values-resources.yaml: the store services' resources specs, generated from services/*/resources.yaml
 _EKS_FILES = (str(STORE_CHART / "values-eks.yaml"), str(STORE_CHART / "values-resources.yaml"))
 
 
+def skaffold_config() -> dict[str, Any]:
+    """skaffold.yaml as written (no profile applied)."""
+    config: dict[str, Any] = yaml.safe_load((REPO / "skaffold.yaml").read_text())
+    return config
+
+
+def _pointer(path: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for raw in path.lstrip("/").split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        parts.append(int(part) if part.isdigit() else part)
+    return parts
+
+
+def with_profile(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """skaffold.yaml as a profile makes it: its JSON patches (add, replace, remove) applied to a copy."""
+    out = copy.deepcopy(config)
+    (profile,) = [p for p in config["profiles"] if p["name"] == name]
+    for patch in profile.get("patches", []):
+        *parents, last = _pointer(patch["path"])
+        target: Any = out
+        for part in parents:
+            target = target[part]
+        if patch["op"] == "remove":
+            del target[last]
+        elif patch["op"] == "add" and isinstance(target, list):
+            target.insert(len(target) if last == "-" else int(last), patch["value"])
+        else:
+            assert patch["op"] in ("add", "replace"), patch
+            if patch["op"] == "replace":
+                assert last in target or isinstance(target, list), patch["path"]
+            target[last] = patch["value"]
+    return out
+
+
+def helm_sets(values: dict[str, Any]) -> tuple[str, ...]:
+    """skaffold's setValues (or rendered setValueTemplates) as helm `--set` arguments."""
+    return tuple(
+        f"{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in values.items()
+    )
+
+
 def skaffold_profile_sets(profile: str) -> tuple[str, ...]:
     """The `--set`s a skaffold profile adds to the store release (its setValues patch), as helm arguments."""
-    config = yaml.safe_load((REPO / "skaffold.yaml").read_text())
-    (found,) = [p for p in config["profiles"] if p["name"] == profile]
-    sets: dict[str, Any] = {}
-    for patch in found.get("patches", []):
-        if patch["path"] == "/deploy/helm/releases/0/setValues":
-            sets.update(patch["value"])
-    return tuple(
-        f"{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in sets.items()
-    )
+    release = with_profile(skaffold_config(), profile)["deploy"]["helm"]["releases"][0]
+    return helm_sets(release.get("setValues", {}))
 
 
 STORE_CELLS = [
@@ -266,7 +304,9 @@ class CrdIndex:
 FORBIDDEN_GROUPS = ("appmesh.k8s.aws",)  # App Mesh: end of support 2026-09-30
 
 
-def check_objects(docs: list[dict], kube: str, crds: CrdIndex | None) -> tuple[list[str], list[str]]:
+def check_objects(
+    docs: list[dict[str, Any]], kube: str, crds: CrdIndex | None
+) -> tuple[list[str], list[str]]:
     """Validation errors, and the custom resources left unchecked because no CRD directory was given."""
     errors: list[str] = []
     unchecked: list[str] = []
@@ -317,7 +357,8 @@ def containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def config_of(docs: list[dict[str, Any]], name: str) -> dict[str, str]:
-    return one(docs, "ConfigMap", name)["data"]
+    data: dict[str, str] = one(docs, "ConfigMap", name)["data"]
+    return data
 
 
 def dumps(value: Any) -> str:

@@ -8,14 +8,22 @@ artifact of its own without sync, so skaffold never copies into its read-only co
 
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from deploy_support import CELLS, REPO, Renderer, containers, find, one, pod_specs
+from deploy_support import (
+    CELLS,
+    REPO,
+    Renderer,
+    containers,
+    find,
+    one,
+    pod_specs,
+    skaffold_config,
+    with_profile,
+)
 
 SYNCED = ("gateway", "catalog", "cart")
 DEV_ISSUER_IMAGE = "flotilla/dev-issuer"
@@ -37,42 +45,9 @@ def image_sync_dir() -> str:
     return first
 
 
-def skaffold() -> dict[str, Any]:
-    return yaml.safe_load((REPO / "skaffold.yaml").read_text())
-
-
-def _pointer(path: str) -> list[str | int]:
-    parts: list[str | int] = []
-    for raw in path.lstrip("/").split("/"):
-        part = raw.replace("~1", "/").replace("~0", "~")
-        parts.append(int(part) if part.isdigit() else part)
-    return parts
-
-
-def with_profile(config: dict[str, Any], name: str) -> dict[str, Any]:
-    """skaffold.yaml as a profile makes it: its JSON patches (add, replace, remove) applied to a copy."""
-    out = copy.deepcopy(config)
-    (profile,) = [p for p in config["profiles"] if p["name"] == name]
-    for patch in profile.get("patches", []):
-        *parents, last = _pointer(patch["path"])
-        target: Any = out
-        for part in parents:
-            target = target[part]
-        if patch["op"] == "remove":
-            del target[last]
-        elif patch["op"] == "add" and isinstance(target, list):
-            target.insert(len(target) if last == "-" else int(last), patch["value"])
-        else:
-            assert patch["op"] in ("add", "replace"), patch
-            if patch["op"] == "replace":
-                assert last in target or isinstance(target, list), patch["path"]
-            target[last] = patch["value"]
-    return out
-
-
 def test_sync_dest_is_the_image_pythonpath_dir() -> None:
     sync_dir = image_sync_dir()
-    artifacts = {a["image"]: a for a in skaffold()["build"]["artifacts"]}
+    artifacts = {a["image"]: a for a in skaffold_config()["build"]["artifacts"]}
     for service in SYNCED:
         rules = artifacts[f"flotilla/{service}"]["sync"]["manual"]
         assert {r["src"] for r in rules} == {"flotilla/**/*.py", f"services/{service}/**/*.py"}, service
@@ -88,7 +63,7 @@ def test_sync_dest_is_the_image_pythonpath_dir() -> None:
 
 
 def test_dev_issuer_has_its_own_artifact_without_sync() -> None:
-    config = skaffold()
+    config = skaffold_config()
     artifacts = {a["image"]: a for a in config["build"]["artifacts"]}
     issuer = artifacts[DEV_ISSUER_IMAGE]
     assert "sync" not in issuer
@@ -103,7 +78,7 @@ def test_dev_issuer_has_its_own_artifact_without_sync() -> None:
 
 @pytest.mark.parametrize("profile", ["kind", "minikube"])
 def test_dev_profiles_turn_on_dev_sync_not_a_writable_root(profile: str) -> None:
-    effective = with_profile(skaffold(), profile)
+    effective = with_profile(skaffold_config(), profile)
     release = effective["deploy"]["helm"]["releases"][0]
     assert release["setValues"] == {f"{s}.dev.sync.enabled": True for s in SYNCED}
     assert "readOnlyRootFilesystem" not in (REPO / "skaffold.yaml").read_text()
@@ -112,7 +87,7 @@ def test_dev_profiles_turn_on_dev_sync_not_a_writable_root(profile: str) -> None
 
 
 def test_eks_profile_has_no_sync_and_no_dev_issuer() -> None:
-    effective = with_profile(skaffold(), "eks")
+    effective = with_profile(skaffold_config(), "eks")
     artifacts = effective["build"]["artifacts"]
     assert [a["image"] for a in artifacts] == [f"flotilla/{s}" for s in SYNCED]
     assert all("sync" not in a for a in artifacts)

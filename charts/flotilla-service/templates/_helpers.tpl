@@ -104,11 +104,27 @@ annotations:
 {{- .Values.image.tag | default $g.imageTag | default .Chart.AppVersion -}}
 {{- end -}}
 
+{{/*
+registry/repository, or the repository alone when it already names a registry host: its first path part has a
+"." or ":" or is "localhost" (Docker's rule). skaffold sets image.repository to the name it pushed, already under
+its --default-repo, so a registry from the values is never put in front of it twice. Input: dict registry,
+repository.
+*/}}
+{{- define "flotilla-service.imageRepository" -}}
+{{- $first := splitList "/" .repository | first -}}
+{{- $qualified := and (contains "/" .repository) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) -}}
+{{- if and .registry (not $qualified) -}}
+{{- printf "%s/%s" (trimSuffix "/" .registry) .repository -}}
+{{- else -}}
+{{- .repository -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "flotilla-service.image" -}}
 {{- $g := include "flotilla-service.global" . | fromYaml -}}
 {{- $registry := .Values.image.registry | default $g.imageRegistry -}}
 {{- $repository := .Values.image.repository | default (printf "flotilla/%s" .Values.serviceName) -}}
-{{- $ref := ternary (printf "%s/%s" $registry $repository) $repository (ne $registry "") -}}
+{{- $ref := include "flotilla-service.imageRepository" (dict "registry" $registry "repository" $repository) -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" $ref .Values.image.digest -}}
 {{- else -}}
@@ -310,10 +326,18 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
-{{/* Convert a policy duration in seconds (number) to "<n>s" / "<n>ms" (Istio, Gateway API, Envoy). */}}
+{{/*
+A policy duration in seconds (number) as "<n>s" / "<n>ms": Istio and Gateway API. Envoy rejects "ms" (its JSON
+durations are seconds with one trailing "s"): Envoy fields use flotilla-service.envoyDuration.
+*/}}
 {{- define "flotilla-service.duration" -}}
 {{- $ms := mulf . 1000 | int -}}
 {{- if eq (mod $ms 1000) 0 -}}{{ div $ms 1000 }}s{{- else -}}{{ $ms }}ms{{- end -}}
+{{- end -}}
+
+{{/* A duration in seconds (number) as Envoy's JSON/YAML proto Duration: "0.5s", "2s" (at most 9 decimals). */}}
+{{- define "flotilla-service.envoyDuration" -}}
+{{- regexReplaceAll "\\.?0+$" (printf "%.9f" (float64 .)) "" -}}s
 {{- end -}}
 
 {{/* The IAM role the pods assume: iam.roleArn, else the role the chart creates through ACK. */}}

@@ -20,7 +20,7 @@ with "policy" (one upstreams entry) and what else it names, so the umbrella char
 {{- define "flotilla-service.envoy.routeAction" -}}
 {{- $p := . -}}
 {{- with $p.timeoutSeconds }}
-timeout: {{ include "flotilla-service.duration" . }}
+timeout: {{ include "flotilla-service.envoyDuration" . }}
 {{- end }}
 {{- with $p.retries }}
 {{- $codes := include "flotilla-service.retryCodes" .retryOn | fromJsonArray }}
@@ -30,7 +30,7 @@ retry_policy:
   retry_on: {{ join "," $conds | quote }}
   num_retries: {{ .attempts }}
   {{- with .perTryTimeoutSeconds }}
-  per_try_timeout: {{ include "flotilla-service.duration" . }}
+  per_try_timeout: {{ include "flotilla-service.envoyDuration" . }}
   {{- end }}
   {{- with $codes }}
   retriable_status_codes: {{ toJson . }}
@@ -66,8 +66,8 @@ circuit_breakers:
 {{- with $p.outlierDetection }}
 outlier_detection:
   consecutive_5xx: {{ .consecutive5xxErrors }}
-  interval: {{ include "flotilla-service.duration" .intervalSeconds }}
-  base_ejection_time: {{ include "flotilla-service.duration" .baseEjectionSeconds }}
+  interval: {{ include "flotilla-service.envoyDuration" .intervalSeconds }}
+  base_ejection_time: {{ include "flotilla-service.envoyDuration" .baseEjectionSeconds }}
   max_ejection_percent: {{ .maxEjectionPercent }}
 {{- end }}
 {{- end -}}
