@@ -7,7 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import AliasChoices, Field, SecretBytes, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretBytes,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from flotilla.config.errors import ConfigError, describe, describe_source_error
@@ -15,6 +23,8 @@ from flotilla.config.errors import ConfigError, describe, describe_source_error
 log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=BaseSettings)
+
+MIN_PRINCIPAL_SECRET_LENGTH = 32  # characters, outside FLOTILLA_ENV=local
 
 SECRET_NAME_HINTS = ("password", "secret", "token", "api_key", "private_key", "credentials")
 
@@ -45,11 +55,22 @@ class PlatformSettings(BaseSettings):
 
     @field_validator("principal_secret")
     @classmethod
-    def _a_real_key(cls, value: SecretStr | None) -> SecretStr | None:
+    def _a_real_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         # An empty key signs nothing: anyone could compute the signature. Unset is the honest way
         # to say "no identities" (the gateway then refuses to start outside local).
-        if value is not None and not value.get_secret_value().strip():
+        if value is None:
+            return value
+        key = value.get_secret_value()
+        if not key.strip():
             raise ValueError("must not be empty (unset it to run without signed identities)")
+        # A short key can be guessed offline from one captured request (the MAC is over known
+        # fields). Local stacks may use a memorable one; every other environment needs 32 characters.
+        env = info.data.get("env", "local")
+        if env != "local" and len(key) < MIN_PRINCIPAL_SECRET_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_PRINCIPAL_SECRET_LENGTH} characters outside FLOTILLA_ENV=local "
+                f"(FLOTILLA_ENV is {env!r})"
+            )
         return value
 
 

@@ -3,7 +3,8 @@
 Per request, in order: a CORS preflight is answered at once; the route is looked up (404); the
 caller is authenticated (401) and checked against the route's rule for the method (401/403); the
 client's bucket for the route is charged (429), and an API key's daily quota; then the request is
-forwarded with the caller's identity signed into ``X-Flotilla-*`` headers.
+forwarded with the caller's identity signed into ``X-Flotilla-*`` headers, good for that upstream,
+method and path only (``flotilla.principal``).
 """
 
 from __future__ import annotations
@@ -157,9 +158,18 @@ def create_app(
         caller = identify(authenticator, throttle, route_key, route, client_ip)
         g.rate_headers = throttle.admit(caller, route_key, route, client_ip)
         extra = forwarding.headers(request, f"/api/{route_key}")
+        path = upstream_path(route.prefix, rest)
         if secret and not caller.anonymous:
-            extra |= sign(Principal(caller.subject, caller.scopes, caller.client), secret)
-        answer = forward(client, route.upstream, request, upstream_path(route.prefix, rest), extra)
+            # Signed for this one request as the upstream receives it (forward() appends the query so).
+            query = request.query_string.decode("latin-1")
+            extra |= sign(
+                Principal(caller.subject, caller.scopes, caller.client),
+                secret,
+                audience=route.upstream,
+                method=request.method,
+                path=f"{path}?{query}" if query else path,
+            )
+        answer = forward(client, route.upstream, request, path, extra)
         return relocate(answer, route.prefix, f"/api/{route_key}")
 
     app.add_url_rule("/api/<version>/<service>", "gateway_proxy_root", proxy, methods=PROXY_METHODS)

@@ -23,7 +23,7 @@ from flotilla.cli import main
 from services.cart.app import create_app
 from services.cart.settings import Settings
 from services.catalog.app import create_app as create_catalog
-from tests.catalog.support import SECRET, caller, migrated_and_seeded, settings
+from tests.catalog.support import SECRET, GatewayClient, caller, migrated_and_seeded, settings
 from tests.data.support import fresh_database
 
 
@@ -90,7 +90,9 @@ def bob() -> dict[str, str]:
 @pytest.fixture
 def make_cart(cart_env: str) -> Callable[..., Any]:
     def make(**overrides: Any) -> Any:
-        return create_app(Settings(**overrides))
+        app = create_app(Settings(**overrides))
+        app.test_client_class = GatewayClient  # signs caller() headers per request, as the gateway does
+        return app
 
     return make
 

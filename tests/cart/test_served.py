@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.catalog.support import caller, flush, migrated_and_seeded
+from tests.catalog.support import caller, flush, migrated_and_seeded, signed
 from tests.data.support import fresh_database, redis_db
 from tests.support import serve
 
@@ -32,15 +32,18 @@ def test_cart_and_catalog_served(postgres_url: str, redis_url: str, cart_env: st
                 assert len(page.json()["items"]) == 3
                 sku = page.json()["items"][0]["sku"]
 
+                alice = caller("alice", "cart")
                 added = requests.post(
                     f"{cart.url}/cart/items",
                     json={"sku": sku, "quantity": 2},
-                    headers=caller("alice", "cart"),
+                    headers=signed(alice, "cart", "POST", "/cart/items"),
                     timeout=5,
                 )
                 assert added.status_code == 200, added.text
                 assert added.headers["ETag"] == '"1"'
-                read = requests.get(f"{cart.url}/cart", headers=caller("alice", "cart"), timeout=5)
+                read = requests.get(
+                    f"{cart.url}/cart", headers=signed(alice, "cart", "GET", "/cart"), timeout=5
+                )
                 assert read.json()["items"][0]["sku"] == sku
 
                 for served in (catalog, cart):

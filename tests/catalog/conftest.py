@@ -10,7 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from services.catalog.app import create_app
-from tests.catalog.support import SECRET, flush, migrate, seed, settings
+from tests.catalog.support import SECRET, GatewayClient, flush, migrate, seed, settings
 from tests.data.support import fresh_database, redis_db
 
 
@@ -38,7 +38,9 @@ def cache_url(redis_url: str) -> str:
 def make_app(platform_env: None, database_url: str, cache_url: str) -> Callable[..., Any]:
     def make(**overrides: Any) -> Any:
         values = {"database_url": database_url, "cache_url": cache_url} | overrides
-        return create_app(settings(**values))
+        app = create_app(settings(**values))
+        app.test_client_class = GatewayClient  # signs caller() headers per request, as the gateway does
+        return app
 
     return make
 

@@ -224,11 +224,32 @@ def test_an_empty_principal_secret_stops_start_up(service: str, secret: str) -> 
     )
 
 
+@pytest.mark.parametrize("service", ["gateway", "sample"])
+def test_a_short_principal_secret_stops_start_up_outside_local(service: str) -> None:
+    # One captured request is enough to guess a short key offline, and then to sign anything.
+    env = {"FLOTILLA_ENV": "prod", "FLOTILLA_PRINCIPAL_SECRET": "x" * 31}
+    result = run_cli("serve", service, "--bind", "127.0.0.1:1", env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"flotilla: {service}: invalid configuration: FLOTILLA_PRINCIPAL_SECRET: must be at least 32 "
+        "characters outside FLOTILLA_ENV=local (FLOTILLA_ENV is 'prod')"
+    )
+
+
+def test_a_short_principal_secret_is_allowed_in_local_and_32_characters_anywhere() -> None:
+    local = run_cli("config", "sample", env={"FLOTILLA_ENV": "local", "FLOTILLA_PRINCIPAL_SECRET": "dev"})
+    assert local.returncode == 0, local.stderr
+    assert PlatformSettings(env="prod", principal_secret="x" * 32).principal_secret is not None
+    with pytest.raises(ValueError, match="at least 32 characters"):
+        PlatformSettings(env="staging", principal_secret="x" * 31)
+
+
 def test_an_empty_key_neither_signs_nor_verifies() -> None:
     from flotilla.principal import Principal, sign, verify
 
+    target = {"audience": "sample", "method": "GET", "path": "/"}
     with pytest.raises(ValueError, match="empty"):
-        sign(Principal("mallory", frozenset({"admin"}), "x"), "")
-    forged = sign(Principal("mallory", frozenset({"admin"}), "x"), "k")
+        sign(Principal("mallory", frozenset({"admin"}), "x"), "", **target)
+    forged = sign(Principal("mallory", frozenset({"admin"}), "x"), "k", **target)
     with pytest.raises(ValueError, match="empty"):
-        verify(forged, "")
+        verify(forged, "", **target)

@@ -8,7 +8,8 @@ from flotilla.api import Model
 from flotilla.errors import Problems
 from flotilla.principal import SIGNATURE, SUBJECT, Principal, current_principal, require, sign, verify
 
-SECRET = "gateway-shared-secret"
+SECRET = "gateway-shared-secret-for-the-chassis-tests"
+ITEMS = {"audience": "cart", "method": "GET", "path": "/cart/items"}
 
 
 class NewThing(Model):
@@ -17,17 +18,18 @@ class NewThing(Model):
 
 def test_round_trip() -> None:
     alice = Principal("alice", frozenset({"cart", "orders"}), "web")
-    assert verify(sign(alice, SECRET), SECRET) == alice
+    assert verify(sign(alice, SECRET, **ITEMS), SECRET, **ITEMS) == alice
 
 
 def test_tampering_wrong_secret_and_staleness_are_refused() -> None:
-    headers = sign(Principal("alice", frozenset({"cart"})), SECRET, now=1000.0)
-    assert verify(headers, SECRET, now=1010.0) is not None
-    assert verify({**headers, SUBJECT: "mallory"}, SECRET, now=1010.0) is None
-    assert verify({**headers, "X-Flotilla-Scopes": "cart admin"}, SECRET, now=1010.0) is None
-    assert verify(headers, "another-secret", now=1010.0) is None
-    assert verify(headers, SECRET, now=1000.0 + 61) is None
-    assert verify({k: v for k, v in headers.items() if k != SIGNATURE}, SECRET) is None
+    headers = sign(Principal("alice", frozenset({"cart"})), SECRET, **ITEMS, now=1000.0)
+    assert verify(headers, SECRET, **ITEMS, now=1010.0) is not None
+    assert verify({**headers, SUBJECT: "mallory"}, SECRET, **ITEMS, now=1010.0) is None
+    assert verify({**headers, "X-Flotilla-Scopes": "cart admin"}, SECRET, **ITEMS, now=1010.0) is None
+    assert verify({**headers, "X-Flotilla-Expires": "99999999999.000"}, SECRET, **ITEMS, now=1010.0) is None
+    assert verify(headers, "another-secret", **ITEMS, now=1010.0) is None
+    assert verify(headers, SECRET, **ITEMS, now=1000.0 + 61) is None
+    assert verify({k: v for k, v in headers.items() if k != SIGNATURE}, SECRET, **ITEMS) is None
 
 
 def test_views_get_401_without_and_403_without_scope() -> None:
@@ -47,13 +49,14 @@ def test_views_get_401_without_and_403_without_scope() -> None:
     client = app.test_client()
     assert client.get("/mine").status_code == 401
     assert client.get("/mine", headers={SUBJECT: "alice"}).status_code == 401
-    signed = sign(Principal("alice", frozenset({"cart"})), SECRET)
-    assert client.get("/mine", headers=signed).json == {"sub": "alice"}
-    denied = client.post("/admin", headers=signed)
+    alice = Principal("alice", frozenset({"cart"}))
+    mine_as_alice = sign(alice, SECRET, audience="svc", method="GET", path="/mine")
+    assert client.get("/mine", headers=mine_as_alice).json == {"sub": "alice"}
+    denied = client.post("/admin", headers=sign(alice, SECRET, audience="svc", method="POST", path="/admin"))
     assert denied.status_code == 403
     assert denied.mimetype == "application/problem+json"
-    admin_headers = sign(Principal("root", frozenset({"admin"})), SECRET)
-    assert client.post("/admin", headers=admin_headers).json == {"ok": True}
+    root = sign(Principal("root", frozenset({"admin"})), SECRET, audience="svc", method="POST", path="/admin")
+    assert client.post("/admin", headers=root).json == {"ok": True}
 
 
 def test_authorization_is_checked_before_the_body_is_validated() -> None:
@@ -68,10 +71,11 @@ def test_authorization_is_checked_before_the_body_is_validated() -> None:
     def create(body: NewThing) -> dict[str, str]:
         return {"name": body.name}
 
+    things = {"audience": "guarded", "method": "POST", "path": "/things"}
     client = app.test_client()
     assert client.post("/things", json={"bogus": 1}).status_code == 401
-    signed = sign(Principal("bob", frozenset({"cart"})), SECRET)
+    signed = sign(Principal("bob", frozenset({"cart"})), SECRET, **things)
     assert client.post("/things", json={"bogus": 1}, headers=signed).status_code == 403
-    admin = sign(Principal("root", frozenset({"admin"})), SECRET)
+    admin = sign(Principal("root", frozenset({"admin"})), SECRET, **things)
     assert client.post("/things", json={"bogus": 1}, headers=admin).status_code == 422
     assert client.post("/things", json={"name": "x"}, headers=admin).json == {"name": "x"}

@@ -18,11 +18,13 @@ from flotilla.config import PlatformSettings
 from flotilla.discovery import StaticResolver
 from flotilla.http import ServiceClient
 from flotilla.http.policy import ClientSettings, UpstreamPolicy
+from flotilla.principal import request_target
 from services.gateway.app import create_app
 from services.gateway.settings import Settings
 from tests.support import free_port
 
-SECRET = "gateway-test-secret"
+# 32 characters at least: the gateway under test runs in FLOTILLA_ENV=test, not local.
+SECRET = "gateway-test-secret-long-enough-to-be-a-key"
 CLIENT_ID = "store-web"
 AUDIENCE = "store-web-id"
 
@@ -76,6 +78,7 @@ def echo_app(name: str) -> Flask:
             service=name,
             method=request.method,
             path=request.full_path if request.query_string else request.path,
+            target=request_target(request.environ),  # what a signature for this request must cover
             headers=dict(request.headers),
             body=request.get_data(as_text=True),
         )

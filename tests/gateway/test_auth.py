@@ -11,10 +11,12 @@ import httpx
 import pytest
 import requests
 
+from flotilla.app import create_app
 from flotilla.auth import JwksCache
 from flotilla.auth.jwt import InvalidToken
 from flotilla.clock import ManualClock
-from flotilla.principal import verify
+from flotilla.config import PlatformSettings
+from flotilla.principal import HEADERS, current_principal, require_principal, verify
 from tests.gateway.conftest import AUDIENCE, SECRET
 from tests.gateway.helpers import (
     assert_invalid_token,
@@ -42,7 +44,7 @@ def test_a_valid_access_token_reaches_the_upstream_as_a_signed_principal(url, is
     assert answer.status_code == 200, answer.text
     seen = answer.json()["headers"]
     assert "Authorization" not in seen
-    principal = verify(seen, SECRET)
+    principal = verify(seen, SECRET, audience="catalog", method="GET", path=answer.json()["target"])
     assert principal is not None
     assert (principal.subject, principal.scopes, principal.client) == (
         "alice",
@@ -232,7 +234,7 @@ def test_api_keys_good_bad_and_both_credentials(gateway, issuer):
     )
     good = requests.post(url + CATALOG_WRITE, json={}, headers={"X-Api-Key": "s3cret-key"})
     assert good.status_code == 200, good.text
-    principal = verify(good.json()["headers"], SECRET)
+    principal = verify(good.json()["headers"], SECRET, audience="catalog", method="POST", path="/products")
     assert principal is not None and principal.subject == "apikey:robot" and principal.client == "robot"
     assert "X-Api-Key" not in good.json()["headers"]
     bad = requests.post(url + CATALOG_WRITE, json={}, headers={"X-Api-Key": "guess"})
@@ -241,6 +243,54 @@ def test_api_keys_good_bad_and_both_credentials(gateway, issuer):
         url + CART, headers={"X-Api-Key": "s3cret-key", **bearer(issuer.issue("a", ["cart"]))}
     )
     assert_problem(both, 401)
+
+
+def _service(name: str):
+    """A test client of a chassis service called ``name`` that, like the store's, checks every caller
+    itself (audience, method and path from its own request, the secret from its platform settings)."""
+    app = create_app(name, platform=PlatformSettings(principal_secret=SECRET, access_log=False))
+
+    @require_principal()
+    def anything(rest: str):
+        return {"subject": current_principal(SECRET).subject}
+
+    app.add_url_rule("/<path:rest>", "anything", anything, methods=["GET", "POST", "DELETE"])
+    return app.test_client()
+
+
+def _captured(answer) -> dict[str, str]:
+    """The signed identity headers the upstream received: what someone reading the traffic holds."""
+    return {name: value for name, value in answer.json()["headers"].items() if name in HEADERS}
+
+
+def _refused(response) -> None:
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+
+
+def test_a_captured_header_set_is_refused_for_any_other_service_method_or_path(url, issuer):
+    answer = requests.get(url + CART, headers=bearer(issuer.issue("alice", ["cart"])))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["target"] == "/items"  # the cart route's upstream is the catalog echo
+    captured = _captured(answer)
+    catalog, cart = _service("catalog"), _service("cart")
+    assert catalog.get("/items", headers=captured).json == {"subject": "alice"}, "its own request passes"
+    _refused(catalog.get("/products", headers=captured))  # another path of the same service
+    _refused(catalog.get("/items?all=1", headers=captured))  # another query
+    _refused(catalog.delete("/items", headers=captured))  # another method
+    _refused(cart.get("/items", headers=captured))  # the same request to another service
+
+
+def test_the_gateway_signs_the_target_the_service_sees_however_the_path_and_query_are_spelled(url, issuer):
+    odd = '/api/v1/cart/caf%C3%A9/a%20b%2Fc/~x?q=a b&amp=%26&pct=%zz&tilde=%7e&quote="1"&empty='
+    answer = httpx.get(url + odd, headers=bearer(issuer.issue("bob", ["cart"])))  # requests would requote it
+    assert answer.status_code == 200, answer.text
+    target, captured = answer.json()["target"], _captured(answer)
+    assert verify(captured, SECRET, audience="catalog", method="GET", path=target) is not None
+    catalog = _service("catalog")
+    assert catalog.get(target, headers=captured).json == {"subject": "bob"}
+    # ``&`` and ``%26`` differ to the service, so they differ to the signature too.
+    _refused(catalog.get(target.replace("amp=%26", "amp=&"), headers=captured))
 
 
 def _signing(issuer):
