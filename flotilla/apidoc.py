@@ -49,11 +49,9 @@ DESCRIPTIONS = {
     401: "Unauthorized: no valid gateway signature",
     403: "Forbidden: the caller lacks the scope",
     404: "Not Found",
-    409: "Conflict",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
     422: "Request validation failed",
-    503: "Service Unavailable",
 }
 
 _PATH_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
@@ -91,11 +89,12 @@ def document_errors(
         if item is None:
             continue
         view = view_of(rule.endpoint)
+        is_guarded = guarded(view)
+        statuses = set(_chassis_statuses(set(parameters_of(view)), bool(rule.arguments), is_guarded))
         for method in sorted((rule.methods or set()) - _SKIPPED_METHODS):
             operation = item.get(method.lower())
             if operation is None:
                 continue
-            statuses = set(_chassis_statuses(set(parameters_of(view)), bool(rule.arguments), guarded(view)))
             responses: dict[str, Any] = operation.setdefault("responses", {})
             if 422 not in statuses:
                 responses.pop("422", None)  # flask-openapi3 adds it even where nothing is validated
@@ -113,7 +112,7 @@ def document_errors(
             operation["responses"] = dict(
                 sorted(responses.items(), key=lambda kv: (kv[0] == "default", kv[0]))
             )
-            if guarded(view):
+            if is_guarded:
                 operation["security"] = [{PRINCIPAL_SCHEME: []}]
                 components.setdefault("securitySchemes", {})[PRINCIPAL_SCHEME] = PRINCIPAL_SCHEME_BODY
     return spec

@@ -25,7 +25,7 @@ from flotilla.principal import Principal, sign
 from services.gateway.auth import ANONYMOUS, Authenticator, Caller, authorize
 from services.gateway.edge import Cors, Forwarding, secure
 from services.gateway.openapi import Aggregator
-from services.gateway.proxy import forward, relocate, upstream_path
+from services.gateway.proxy import forward, relocate, upstream_path, upstream_target
 from services.gateway.settings import RouteSpec, Settings
 from services.gateway.throttle import Throttle
 
@@ -158,18 +158,12 @@ def create_app(
         caller = identify(authenticator, throttle, route_key, route, client_ip)
         g.rate_headers = throttle.admit(caller, route_key, route, client_ip)
         extra = forwarding.headers(request, f"/api/{route_key}")
-        path = upstream_path(route.prefix, rest)
+        target = upstream_target(upstream_path(route.prefix, rest), request)
         if secret and not caller.anonymous:
-            # Signed for this one request as the upstream receives it (forward() appends the query so).
-            query = request.query_string.decode("latin-1")
-            extra |= sign(
-                Principal(caller.subject, caller.scopes, caller.client),
-                secret,
-                audience=route.upstream,
-                method=request.method,
-                path=f"{path}?{query}" if query else path,
-            )
-        answer = forward(client, route.upstream, request, path, extra)
+            # Signed for this one request, as the upstream receives it.
+            principal = Principal(caller.subject, caller.scopes, caller.client)
+            extra |= sign(principal, secret, audience=route.upstream, method=request.method, path=target)
+        answer = forward(client, route.upstream, request, target, extra)
         return relocate(answer, route.prefix, f"/api/{route_key}")
 
     app.add_url_rule("/api/<version>/<service>", "gateway_proxy_root", proxy, methods=PROXY_METHODS)

@@ -104,21 +104,26 @@ def upstream_path(prefix: str, rest: str) -> str:
     return path
 
 
+def upstream_target(path: str, request: Request) -> str:
+    """The path and query the upstream is sent: the query exactly as the caller sent it."""
+    query = request.query_string.decode("latin-1")
+    return f"{path}?{query}" if query else path
+
+
 def forward(
     client: ServiceClient,
     upstream: str,
     request: Request,
-    path: str,
+    target: str,
     extra_headers: Mapping[str, str],
 ) -> Response:
-    """Send the request on and turn the upstream's answer into ours (errors raise as problem+json)."""
-    if request.query_string:
-        path = f"{path}?{request.query_string.decode('latin-1')}"
+    """Send the request on to ``target`` (``upstream_target``: path and query) and turn the upstream's
+    answer into ours (errors raise as problem+json)."""
     body = request.get_data(cache=False) if request.method not in ("GET", "HEAD") else b""
     answer = client.request(
         upstream,
         request.method,
-        path,
+        target,
         headers=request_headers(request.headers.items(), extra_headers),
         content=body or None,
     )

@@ -198,6 +198,18 @@ def parse(text: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.load_all(text, Loader=Loader) if doc]
 
 
+def kustomize(kubectl: str, overlay: str) -> list[dict[str, Any]]:
+    """The objects ``kubectl kustomize k8s/overlays/<overlay>`` renders (fails the test if it can't)."""
+    proc = subprocess.run(
+        [kubectl, "kustomize", str(REPO / "k8s" / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return parse(proc.stdout)
+
+
 # ---- validation -------------------------------------------------------------------------------------------
 
 

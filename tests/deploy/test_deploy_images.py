@@ -23,7 +23,7 @@ from deploy_support import (
     Renderer,
     containers,
     helm_sets,
-    parse,
+    kustomize,
     pod_specs,
     skaffold_config,
     with_profile,
@@ -95,14 +95,7 @@ def _template_key(image: str) -> str:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlays_run_the_images_make_images_tags(kubectl: str, stable_tags: set[str], overlay: str) -> None:
-    proc = subprocess.run(
-        [kubectl, "kustomize", str(REPO / "k8s" / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    ours = flotilla_images(parse(proc.stdout))
+    ours = flotilla_images(kustomize(kubectl, overlay))
     assert ours, "no flotilla image in the overlay"
     unbuilt = {where: image for where, image in ours.items() if image not in stable_tags}
     assert not unbuilt, f"images `make images` does not tag (it makes {sorted(stable_tags)}): {unbuilt}"

@@ -20,6 +20,7 @@ from deploy_support import (
     HelmError,
     Renderer,
     check_objects,
+    kustomize,
     parse,
 )
 
@@ -125,14 +126,7 @@ def test_schema_closes_every_object(chart: Path) -> None:
 
 @pytest.mark.parametrize("overlay", ["kind", "minikube"])
 def test_kustomize_overlay_is_valid(kubectl: str, crds: CrdIndex | None, overlay: str) -> None:
-    proc = subprocess.run(
-        [kubectl, "kustomize", str(REPO / "k8s" / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    docs = parse(proc.stdout)
+    docs = kustomize(kubectl, overlay)
     kinds = {d["kind"] for d in docs}
     assert {"Namespace", "Deployment", "Service", "NetworkPolicy", "Ingress"} <= kinds
     assert all(
