@@ -37,7 +37,9 @@ def _env_float(name: str, default: float) -> float:
 service = os.environ.get("FLOTILLA_SERVICE", "app")
 
 bind = [os.environ.get("FLOTILLA_BIND", "127.0.0.1:8000")]
-worker_class = "gthread"
+# gthread, plus a drain that closes kept-alive connections cleanly and problem+json for the
+# requests gunicorn refuses itself (flotilla.serving.threadworker).
+worker_class = "flotilla.serving.threadworker.DrainingThreadWorker"
 # Threads cover I/O waits; processes cover CPU. Two workers minimum so one slow GC or crash never
 # leaves the pod with no worker, then two per CPU of the container's limit.
 workers = _env_int("FLOTILLA_WORKERS", max(2, math.ceil(cpu_limit()) * 2))
