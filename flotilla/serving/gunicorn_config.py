@@ -49,8 +49,12 @@ threads = _env_int("FLOTILLA_THREADS", 4)
 keepalive = _env_int("FLOTILLA_KEEPALIVE", 75)
 timeout = _env_int("FLOTILLA_TIMEOUT", 30)
 graceful_timeout = _env_int("FLOTILLA_GRACEFUL_TIMEOUT", 20)
-max_requests = _env_int("FLOTILLA_MAX_REQUESTS", 2000)
-max_requests_jitter = _env_int("FLOTILLA_MAX_REQUESTS_JITTER", 200)
+# Worker recycling is off: at a thousand requests a second a 2,000-request limit re-forks every
+# worker every few seconds, paying start-up and cold caches over and over. It only hides a leak;
+# a service that has one opts in (FLOTILLA_MAX_REQUESTS) until the leak is fixed, and the
+# container's memory limit stays the backstop.
+max_requests = _env_int("FLOTILLA_MAX_REQUESTS", 0)
+max_requests_jitter = _env_int("FLOTILLA_MAX_REQUESTS_JITTER", max_requests // 10)
 # Heartbeat files on tmpfs: on a disk-backed /tmp a slow fsync can get workers killed as hung.
 _SHM = "/dev/shm"  # noqa: S108 - gunicorn's heartbeat files, not temporary data
 worker_tmp_dir = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else None
