@@ -24,7 +24,9 @@ def _children(pid: int) -> list[int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` and its live descendants (gunicorn master and workers)."""
+    """CPU time of ``pid`` and its descendants (gunicorn master and workers): utime + stime of the
+    live ones plus cutime + cstime, what the workers a master has already reaped had used (recycled
+    workers' CPU would otherwise vanish from the count)."""
     total = 0.0
     stack = [pid]
     while stack:
@@ -33,7 +35,7 @@ def cpu_seconds(pid: int) -> float:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / TICKS
+        total += sum(int(value) for value in fields[11:15]) / TICKS
         stack += _children(current)
     return total
 
