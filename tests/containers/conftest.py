@@ -145,6 +145,10 @@ def _catalog_env(request: pytest.FixtureRequest) -> dict[str, str]:
     return {"CATALOG_DATABASE_URL": request.getfixturevalue("postgres_url")}
 
 
+def _payments_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    return {"PAYMENTS_DATABASE_URL": request.getfixturevalue("postgres_url")}
+
+
 def _cart_env(request: pytest.FixtureRequest) -> dict[str, str]:
     """cart's readiness needs its DynamoDB table: provision it in the emulator first, as a deploy would."""
     import os
@@ -164,7 +168,7 @@ def _cart_env(request: pytest.FixtureRequest) -> dict[str, str]:
 
 # What each service needs to become ready, as its chart would give it; the backends are the suite's
 # throwaway ones on loopback (the containers share the host network).
-SERVICE_ENV = {"catalog": _catalog_env, "cart": _cart_env}
+SERVICE_ENV = {"catalog": _catalog_env, "cart": _cart_env, "payments": _payments_env}
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 CHARTS = REPO / "charts"
 SERVICE_CHART = CHARTS / "flotilla-service"
 STORE_CHART = CHARTS / "flotilla"
+NAMESPACE_CHART = CHARTS / "flotilla-namespace"
 VALUES = Path(__file__).resolve().parent / "values"
 KUBE_VERSIONS = ["1.32", "1.33", "1.34", "1.35", "1.36"]
 NAMESPACE = "flotilla"
@@ -114,8 +115,10 @@ def skaffold_profile_sets(profile: str) -> tuple[str, ...]:
     return helm_sets(release.get("setValues", {}))
 
 
+# The two values the store cannot default: the gateway's ALB host and certificate (values-eks.yaml sets both).
+STORE_SITE = str(VALUES / "store-site.yaml")
 STORE_CELLS = [
-    Cell(STORE_CHART, "defaults"),
+    Cell(STORE_CHART, "defaults", (STORE_SITE,)),
     Cell(STORE_CHART, "eks", _EKS_FILES),
     Cell(STORE_CHART, "kind", (str(STORE_CHART / "values-kind.yaml"),)),
     # What `skaffold dev -p kind` deploys: values-kind.yaml plus the profile's setValues (dev.sync).
@@ -126,10 +129,21 @@ STORE_CELLS = [
         Cell(STORE_CHART, f"eks-{p}", _EKS_FILES, (f"global.flotilla.meshProvider={p}",))
         for p in ("envoy", "istio", "lattice")
     ],
+    # Lattice with IAM auth on for every service: what a cluster whose clients sign SigV4 would run.
+    Cell(
+        STORE_CHART,
+        "eks-lattice-iam",
+        _EKS_FILES,
+        (
+            "global.flotilla.meshProvider=lattice",
+            *(f"{alias}.mesh.lattice.iamAuth.enabled=true" for alias in ("gateway", "catalog", "cart")),
+        ),
+    ),
     Cell(STORE_CHART, "everything-on", (*_EKS_FILES, str(VALUES / "store-everything.yaml"))),
     Cell(STORE_CHART, "everything-off", (str(VALUES / "store-off.yaml"),)),
 ]
-CELLS = {c.id: c for c in SERVICE_CELLS + STORE_CELLS}
+NAMESPACE_CELLS = [Cell(NAMESPACE_CHART, "defaults", release="flotilla-namespace")]
+CELLS = {c.id: c for c in SERVICE_CELLS + STORE_CELLS + NAMESPACE_CELLS}
 
 
 def tool(name: str) -> str | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy_support import SERVICE_CHART, STORE_CHART
+from deploy_support import NAMESPACE_CHART, SERVICE_CHART, STORE_CHART
 
 FREE_FORM = {
     "upstreams",
@@ -43,7 +43,7 @@ def _leaves(values: dict, prefix: str = "") -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("chart", [SERVICE_CHART, STORE_CHART], ids=lambda p: p.name)
+@pytest.mark.parametrize("chart", [SERVICE_CHART, STORE_CHART, NAMESPACE_CHART], ids=lambda p: p.name)
 def test_every_value_is_documented(chart: Path) -> None:
     text = (chart / "values.yaml").read_text()
     params = set(re.findall(r"## @param (\S+)", text))

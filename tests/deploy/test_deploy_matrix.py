@@ -12,9 +12,11 @@ import yaml
 from deploy_support import (
     CELLS,
     KUBE_VERSIONS,
+    NAMESPACE_CHART,
     REPO,
     SERVICE_CHART,
     STORE_CHART,
+    STORE_SITE,
     Cell,
     CrdIndex,
     HelmError,
@@ -38,11 +40,12 @@ def test_rendered_objects_are_valid(
         pytest.skip(f"FLOTILLA_CRDS_DIR unset: custom resources not validated: {', '.join(unchecked)}")
 
 
-@pytest.mark.parametrize("chart", [SERVICE_CHART, STORE_CHART], ids=lambda p: p.name)
+@pytest.mark.parametrize("chart", [SERVICE_CHART, STORE_CHART, NAMESPACE_CHART], ids=lambda p: p.name)
 def test_helm_lint_strict(helm: str, chart: Path) -> None:
     values = sorted(chart.glob("values-*.yaml"))
+    site = ["-f", STORE_SITE] if chart == STORE_CHART else []  # the ALB host and certificate the store needs
     for extra in [[], *[["-f", str(v)] for v in values]]:
-        args = [helm, "lint", "--strict", str(chart), *extra]
+        args = [helm, "lint", "--strict", str(chart), *site, *extra]
         proc = subprocess.run(args, capture_output=True, text=True, check=False)
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -115,7 +118,7 @@ def _objects_without_additional_properties(schema: dict, path: str = "") -> list
     return bad
 
 
-@pytest.mark.parametrize("chart", [SERVICE_CHART, STORE_CHART], ids=lambda p: p.name)
+@pytest.mark.parametrize("chart", [SERVICE_CHART, STORE_CHART, NAMESPACE_CHART], ids=lambda p: p.name)
 def test_schema_closes_every_object(chart: Path) -> None:
     schema = json.loads((chart / "values.schema.json").read_text())
     assert _objects_without_additional_properties(schema) == []

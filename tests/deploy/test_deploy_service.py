@@ -320,7 +320,7 @@ def test_envoy_sidecar_fronts_the_app(renderer: Renderer) -> None:
     app = clusters["local_app"]["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
     assert app["socket_address"] == {"address": "127.0.0.1", "port_value": 8000}
     assert bootstrap["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
-    service = one(docs, "Service")
+    service = one(docs, "Service", "catalog")
     assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]} == {
         "http": "envoy-in",
         "metrics": "http",
@@ -361,10 +361,10 @@ def test_alb_ingress(renderer: Renderer) -> None:
     a = ingress["metadata"]["annotations"]
     assert ingress["spec"]["ingressClassName"] == "alb"
     assert a["alb.ingress.kubernetes.io/group.name"] == "flotilla"
-    assert a["alb.ingress.kubernetes.io/scheme"] == "internet-facing"
+    assert a["alb.ingress.kubernetes.io/scheme"] == "internal", "internet-facing only when the values say so"
     assert a["alb.ingress.kubernetes.io/target-type"] == "ip"
     assert a["alb.ingress.kubernetes.io/healthcheck-path"] == "/readyz"
-    assert json.loads(a["alb.ingress.kubernetes.io/listen-ports"]) == [{"HTTP": 80}, {"HTTPS": 443}]
+    assert json.loads(a["alb.ingress.kubernetes.io/listen-ports"]) == [{"HTTPS": 443}], "HTTPS only"
     assert a["alb.ingress.kubernetes.io/certificate-arn"].startswith("arn:aws:acm:")
     assert a["alb.ingress.kubernetes.io/ssl-redirect"] == "443"
     assert a["alb.ingress.kubernetes.io/wafv2-acl-arn"].startswith("arn:aws:wafv2:")
@@ -374,11 +374,37 @@ def test_alb_ingress(renderer: Renderer) -> None:
     assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "catalog", "port": {"name": "http"}}
 
 
-def test_alb_without_certificate_listens_on_http_only(renderer: Renderer) -> None:
-    docs = everything(renderer, "none", "ingress.alb.certificateArn=")
+def test_alb_without_certificate_is_refused(renderer: Renderer) -> None:
+    from deploy_support import HelmError
+
+    with pytest.raises(
+        HelmError, match=r"ingress\.alb\.certificateArn is required for catalog's ALB ingress"
+    ):
+        everything(renderer, "none", "ingress.alb.certificateArn=")
+
+
+def test_alb_without_host_is_refused(renderer: Renderer) -> None:
+    from deploy_support import HelmError
+
+    with pytest.raises(HelmError, match=r"ingress\.hosts\[0\]\.host is required for catalog's ALB ingress"):
+        everything(renderer, "none", "ingress.hosts[0].host=", "ingress.hosts[0].paths[0].path=/")
+
+
+def test_alb_is_internet_facing_and_listens_on_http_only_when_asked(renderer: Renderer) -> None:
+    docs = everything(renderer, "none", "ingress.alb.scheme=internet-facing", "ingress.alb.httpListener=true")
     a = one(docs, "Ingress")["metadata"]["annotations"]
-    assert json.loads(a["alb.ingress.kubernetes.io/listen-ports"]) == [{"HTTP": 80}]
-    assert "alb.ingress.kubernetes.io/ssl-redirect" not in a
+    assert a["alb.ingress.kubernetes.io/scheme"] == "internet-facing"
+    assert json.loads(a["alb.ingress.kubernetes.io/listen-ports"]) == [{"HTTP": 80}, {"HTTPS": 443}]
+    assert a["alb.ingress.kubernetes.io/ssl-redirect"] == "443", "port 80 only redirects"
+
+
+def test_other_ingress_classes_need_no_certificate_or_host(renderer: Renderer) -> None:
+    docs = renderer.render(
+        CELLS["flotilla-service:defaults"], "1.35", ["ingress.enabled=true", "ingress.className=nginx"]
+    )
+    ingress = one(docs, "Ingress")
+    assert "host" not in ingress["spec"]["rules"][0]
+    assert not any(k.startswith("alb.") for k in ingress["metadata"].get("annotations", {}))
 
 
 def test_irsa_annotates_the_service_account(renderer: Renderer) -> None:
@@ -516,10 +542,19 @@ def test_observability(renderer: Renderer) -> None:
 
 
 def test_cloud_map_registration(renderer: Renderer) -> None:
-    service = one(everything(renderer, "none"), "Service")
-    assert (
-        service["metadata"]["annotations"]["external-dns.alpha.kubernetes.io/hostname"]
-        == "catalog.flotilla.internal"
+    """external-dns publishes the headless Service: pod IPs, which callers outside the cluster can reach."""
+    docs = everything(renderer, "none")
+    headless = one(docs, "Service", "catalog-pods")
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["metadata"]["annotations"]["external-dns.alpha.kubernetes.io/hostname"] == (
+        "catalog.flotilla.internal"
+    )
+    assert headless["spec"]["ports"] == [
+        {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}
+    ]
+    cluster_ip = one(docs, "Service", "catalog")
+    assert "external-dns.alpha.kubernetes.io/hostname" not in (
+        cluster_ip["metadata"].get("annotations") or {}
     )
     docs = everything(renderer, "none", "discovery.cloudMap.mechanism=mcsController")
     assert one(docs, "ServiceExport")["metadata"]["name"] == "catalog"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
-from deploy_support import CELLS, NAMESPACE, Renderer, find, one
+from deploy_support import CELLS, NAMESPACE, STORE_CHART, Cell, HelmError, Renderer, find, one
 
 Doc = dict[str, Any]
 
@@ -66,7 +67,7 @@ def _can_connect(docs: list[Doc], src: str, dst: str, port: int) -> bool:
 EXPECTED_FLOWS = {("gateway", "catalog"), ("gateway", "cart"), ("cart", "catalog")}
 
 
-@pytest.mark.parametrize("cell", ["eks", "kind", "eks-envoy", "eks-lattice"])
+@pytest.mark.parametrize("cell", ["eks", "kind", "eks-envoy"])
 def test_network_flows_are_exactly_the_call_graph(renderer: Renderer, cell: str) -> None:
     docs = renderer.render(CELLS[f"flotilla:{cell}"])
     deny = one(docs, "NetworkPolicy", "default-deny")
@@ -147,7 +148,10 @@ def test_gateway_alone_is_public(renderer: Renderer) -> None:
     (ingress,) = find(eks, "Ingress")
     assert ingress["metadata"]["name"] == "gateway"
     assert ingress["spec"]["ingressClassName"] == "alb"
-    assert ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/certificate-arn"]
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/certificate-arn"]
+    assert annotations["alb.ingress.kubernetes.io/scheme"] == "internet-facing", "values-eks.yaml says so"
+    assert json.loads(annotations["alb.ingress.kubernetes.io/listen-ports"]) == [{"HTTPS": 443}]
     gateway_policy = one(eks, "NetworkPolicy", "gateway")
     assert {"ipBlock": {"cidr": "10.0.0.0/16"}} in gateway_policy["spec"]["ingress"][0]["from"]
     kind = renderer.render(CELLS["flotilla:kind"])
@@ -219,3 +223,26 @@ def test_a_caller_missing_from_allowed_callers_is_cut_off(renderer: Renderer) ->
     docs = renderer.render(CELLS["flotilla:eks"], "1.35", ["catalog.networkPolicy.allowedCallers={gateway}"])
     assert _can_connect(docs, "gateway", "catalog", 8000)
     assert not _can_connect(docs, "cart", "catalog", 8000)
+
+
+def test_store_defaults_give_an_internal_https_only_alb(renderer: Renderer) -> None:
+    a = one(renderer.render(CELLS["flotilla:defaults"]), "Ingress", "gateway")["metadata"]["annotations"]
+    assert a["alb.ingress.kubernetes.io/scheme"] == "internal"
+    assert json.loads(a["alb.ingress.kubernetes.io/listen-ports"]) == [{"HTTPS": 443}]
+    assert a["alb.ingress.kubernetes.io/ssl-redirect"] == "443"
+
+
+def test_store_defaults_alone_ask_for_the_host_and_certificate(renderer: Renderer) -> None:
+    bare = Cell(STORE_CHART, "bare-defaults")
+    with pytest.raises(
+        HelmError, match=r"ingress\.alb\.certificateArn is required for gateway's ALB ingress"
+    ):
+        renderer.render(bare)
+    with pytest.raises(HelmError, match=r"ingress\.hosts\[0\]\.host is required for gateway's ALB ingress"):
+        renderer.render(bare, "1.35", ["gateway.ingress.alb.certificateArn=" + CERTIFICATE])
+    # kind has no ALB: nginx takes the catch-all rule
+    kind = one(renderer.render(CELLS["flotilla:kind"]), "Ingress", "gateway")
+    assert kind["spec"]["ingressClassName"] == "nginx" and "host" not in kind["spec"]["rules"][0]
+
+
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"

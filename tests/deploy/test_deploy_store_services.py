@@ -362,7 +362,8 @@ def consumer_cell(tmp_path_factory: pytest.TempPathFactory) -> Cell:
             "enabled": True,
             "iam": {"createRole": True, "oidcProviderArn": OIDC_ARN, "oidcIssuer": OIDC},
         },
-        "keda": {"enabled": True, "queue": "greetings"},
+        # KEDA assumes the IRSA role the chart creates, so that role must trust KEDA's operator role.
+        "keda": {"enabled": True, "queue": "greetings", "operatorRoleArn": KEDA_OPERATOR_ROLE},
         "consumer": {"slowestHandlerSeconds": 120, "outboxRelay": True},
         "networkPolicy": {"enabled": True},
         "awsResources": spec,
@@ -373,6 +374,7 @@ def consumer_cell(tmp_path_factory: pytest.TempPathFactory) -> Cell:
 
 OIDC = "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
 OIDC_ARN = f"arn:aws:iam::123456789012:oidc-provider/{OIDC}"
+KEDA_OPERATOR_ROLE = "arn:aws:iam::123456789012:role/keda-operator"
 
 
 def test_consumer_role_renders_and_validates(
@@ -399,6 +401,12 @@ def test_consumer_role_renders_and_validates(
     assert url == "https://sqs.eu-west-1.amazonaws.com/123456789012/staging-sample-greetings"
     queue = next(q for q in find(docs, "Queue") if q["spec"]["queueName"] == url.rsplit("/", 1)[1])
     assert queue, "the queue KEDA watches is the one ACK creates"
+    assert one(docs, "TriggerAuthentication")["spec"]["podIdentity"] == {
+        "provider": "aws",
+        "identityOwner": "workload",
+    }
+    trust = json.loads(one(docs, "Role", "sample")["spec"]["assumeRolePolicyDocument"])
+    assert {"AWS": KEDA_OPERATOR_ROLE} in [s["Principal"] for s in trust["Statement"]]
     assert deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == "consumer"
 
 

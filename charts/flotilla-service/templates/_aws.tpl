@@ -150,3 +150,52 @@ awsResources) by the chassis naming rule: https://sqs.<region>.<domain>/<account
 {{- printf "https://sqs.%s.%s/%s/%s" $place.region (ternary "amazonaws.com.cn" "amazonaws.com" (eq $place.partition "aws-cn")) $place.account $queue.name -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Annotations that keep a stateful ACK object's data when the object goes (helm uninstall, a renamed resource):
+ACK's deletion policy, `retain` by default (ack.deletionPolicy), leaves the queue, topic or table in AWS and only
+drops the Kubernetes object. A table with deletion protection is always retained and never deleted by helm
+(`helm.sh/resource-policy: keep`): AWS refuses its DeleteTable, so under `delete` ACK would retry forever and the
+object would hang on its finalizer, and with it the uninstall and the namespace. Input: dict root, protected.
+*/}}
+{{- define "flotilla-service.ackRetention" -}}
+{{- if .protected -}}
+services.k8s.aws/deletion-policy: retain
+helm.sh/resource-policy: keep
+{{- else -}}
+services.k8s.aws/deletion-policy: {{ .root.Values.ack.deletionPolicy }}
+{{- end -}}
+{{- with .root.Values.commonAnnotations }}
+{{ toYaml . }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+How KEDA reads the queue, as JSON {identityOwner, roleArn} (either may be empty). KEDA's `aws` provider with
+identityOwner `workload` takes the role from the ServiceAccount's IRSA annotation (eks.amazonaws.com/role-arn) and
+assumes it with the operator's own credentials; Pod Identity sets no such annotation, so under iam.mode podIdentity
+KEDA is the identity owner and assumes the service's role named in `roleArn` (the two fields exclude each other).
+With iam.mode none KEDA reads the queue as itself. `aws-eks` (IRSA only) is deprecated and never used.
+*/}}
+{{- define "flotilla-service.kedaIdentity" -}}
+{{- $owner := .Values.keda.identityOwner -}}
+{{- $mode := .Values.iam.mode -}}
+{{- if and (eq $owner "workload") (ne $mode "irsa") -}}
+{{- fail (printf "keda.identityOwner workload needs iam.mode irsa: KEDA reads the role from the ServiceAccount's eks.amazonaws.com/role-arn annotation, which iam.mode %s does not set; leave keda.identityOwner empty" $mode) -}}
+{{- end -}}
+{{- if or (eq $owner "workload") (and (not $owner) (eq $mode "irsa")) -}}
+{{- toJson (dict "identityOwner" "workload" "roleArn" "") -}}
+{{- else if and (not $owner) (eq $mode "podIdentity") -}}
+{{- toJson (dict "identityOwner" "" "roleArn" (include "flotilla-service.roleArn" .)) -}}
+{{- else -}}
+{{- toJson (dict "identityOwner" "keda" "roleArn" "") -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the KEDA operator assumes this service's role (so the role must trust the operator's). */}}
+{{- define "flotilla-service.kedaAssumesRole" -}}
+{{- if .Values.keda.enabled -}}
+{{- $identity := include "flotilla-service.kedaIdentity" . | fromJson -}}
+{{- if or (eq $identity.identityOwner "workload") $identity.roleArn -}}true{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -43,6 +43,11 @@ annotations:
 {{- end }}
 {{- end -}}
 
+{{/* The headless Service of the pods (service.yaml); callers' Envoy sidecars resolve `<name>-pods`. */}}
+{{- define "flotilla-service.podsServiceName" -}}
+{{- printf "%s-pods" (include "flotilla-service.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "flotilla-service.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "flotilla-service.fullname" .) .Values.serviceAccount.name -}}
@@ -78,6 +83,16 @@ annotations:
 {{- end -}}
 
 {{/* "true" when the mesh retries, so the chassis client must not (no retry amplification). */}}
+{{/*
+The Lattice service network's domain: every service's route hostname is <service>.<domain>, and callers call that
+name, which resolves (through the record the AWS Gateway API controller has external-dns create) to the Lattice
+service, so each call crosses Lattice with its auth policy and health checks. Without it callers would resolve the
+ClusterIP and Lattice would never see a request.
+*/}}
+{{- define "flotilla-service.latticeDomain" -}}
+{{- required "mesh.lattice.domain is required with mesh provider lattice: callers reach <service>.<domain> through VPC Lattice (without it they would call the ClusterIP and bypass Lattice)" .Values.mesh.lattice.domain -}}
+{{- end -}}
+
 {{- define "flotilla-service.meshRetries" -}}
 {{- if has (include "flotilla-service.meshProvider" .) (list "envoy" "istio") -}}true{{- end -}}
 {{- end -}}
@@ -129,6 +144,34 @@ repository.
 {{- printf "%s@%s" $ref .Values.image.digest -}}
 {{- else -}}
 {{- printf "%s:%s" $ref (include "flotilla-service.imageTag" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A third-party image (Envoy, the collector, the dev dependencies) as `repository:tag@digest`: the tag says what it
+is, the digest pins what runs (a pushed-over tag changes nothing). Without a digest, `repository:tag`. Input: dict
+repository, tag, digest (the values' PinnedImage).
+*/}}
+{{- define "flotilla-service.pinnedImage" -}}
+{{- printf "%s:%s" .repository (toString .tag) -}}
+{{- with .digest }}@{{ . }}{{- end -}}
+{{- end -}}
+
+{{/*
+FLOTILLA_FORWARDED_ALLOW_IPS: server.forwardedAllowIps, else the VPC CIDR (network.vpcCidr, then global) and
+loopback, plus 127.0.0.6 under Istio (its sidecar's inbound connections to the app come from there). Never `*`:
+the schema refuses it, since any peer could then forge X-Forwarded-For and X-Forwarded-Proto.
+*/}}
+{{- define "flotilla-service.forwardedAllowIps" -}}
+{{- $g := include "flotilla-service.global" . | fromYaml -}}
+{{- if .Values.server.forwardedAllowIps -}}
+{{- .Values.server.forwardedAllowIps -}}
+{{- else -}}
+{{- $trusted := list -}}
+{{- with .Values.network.vpcCidr | default $g.vpcCidr }}{{- $trusted = append $trusted . -}}{{- end -}}
+{{- $trusted = append $trusted "127.0.0.1" -}}
+{{- if eq (include "flotilla-service.meshProvider" .) "istio" }}{{- $trusted = append $trusted "127.0.0.6" -}}{{- end -}}
+{{- join "," $trusted -}}
 {{- end -}}
 {{- end -}}
 
@@ -185,8 +228,8 @@ syncs a file), or `consume` (with the outbox relay when asked) for consumers.
 {{- range $i, $name := include "flotilla-service.upstreamNames" . | fromJsonArray -}}
 {{- if eq $provider "envoy" -}}
 {{- $_ := set $urls $name (printf "http://127.0.0.1:%d" (add $.Values.mesh.envoy.outboundBasePort $i | int)) -}}
-{{- else if and (eq $provider "lattice") $.Values.mesh.lattice.domain -}}
-{{- $_ := set $urls $name (printf "http://%s.%s" $name $.Values.mesh.lattice.domain) -}}
+{{- else if eq $provider "lattice" -}}
+{{- $_ := set $urls $name (printf "http://%s.%s" $name (include "flotilla-service.latticeDomain" $)) -}}
 {{- else -}}
 {{- $_ := set $urls $name (printf "http://%s.%s.svc.cluster.local:%d" $name $.Release.Namespace ($.Values.service.port | int)) -}}
 {{- end -}}
@@ -211,7 +254,7 @@ Non-secret environment as a map (name -> string). One source for the ConfigMap a
   "FLOTILLA_WORKERS" (toString $s.workers)
   "FLOTILLA_THREADS" (toString $s.threads)
   "FLOTILLA_KEEPALIVE" (toString $s.keepaliveSeconds)
-  "FLOTILLA_FORWARDED_ALLOW_IPS" $s.forwardedAllowIps
+  "FLOTILLA_FORWARDED_ALLOW_IPS" (include "flotilla-service.forwardedAllowIps" .)
   "PROMETHEUS_MULTIPROC_DIR" "/tmp/flotilla-metrics"
   "FLOTILLA_UPSTREAMS" (include "flotilla-service.upstreams" .)
   "FLOTILLA_CLIENT_RETRIES" (ternary "false" "true" (eq (include "flotilla-service.meshRetries" .) "true"))
@@ -219,7 +262,7 @@ Non-secret environment as a map (name -> string). One source for the ConfigMap a
 -}}
 {{- /* Discovery (docs/discovery.md): cluster DNS, or fixed addresses when calls go through envoy or Lattice. */}}
 {{- $provider := include "flotilla-service.meshProvider" . -}}
-{{- if or (eq $provider "envoy") (and (eq $provider "lattice") .Values.mesh.lattice.domain) }}
+{{- if has $provider (list "envoy" "lattice") }}
 {{- $_ := set $data "FLOTILLA_DISCOVERY" "static" -}}
 {{- $_ := set $data "FLOTILLA_DISCOVERY_STATIC" (include "flotilla-service.upstreamUrls" .) -}}
 {{- else }}

@@ -15,7 +15,7 @@ metadata:
 spec:
   mode: deployment
   replicas: {{ $c.replicas }}
-  image: {{ $c.image }}
+  image: {{ include "flotilla-service.pinnedImage" $c.image }}
   serviceAccount: {{ .name }}
   podSecurityContext:
     runAsNonRoot: true

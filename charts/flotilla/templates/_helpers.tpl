@@ -67,7 +67,7 @@ spec:
           type: RuntimeDefault
       containers:
         - name: {{ .name }}
-          image: {{ .image }}
+          image: {{ if kindIs "map" .image }}{{ include "flotilla-service.pinnedImage" .image }}{{ else }}{{ .image }}{{ end }}
           imagePullPolicy: IfNotPresent
           {{- with .args }}
           args:
